@@ -1,0 +1,1 @@
+"""tzbench_baselines built-in tzbench plugin."""

@@ -1,0 +1,1 @@
+"""tzbench_losses built-in tzbench plugin."""

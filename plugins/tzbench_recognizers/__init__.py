@@ -1,0 +1,1 @@
+"""tzbench_recognizers built-in tzbench plugin."""

@@ -1,0 +1,1 @@
+"""tzbench_textzoom built-in tzbench plugin."""

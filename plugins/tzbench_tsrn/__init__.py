@@ -1,0 +1,1 @@
+"""tzbench_tsrn built-in tzbench plugin."""

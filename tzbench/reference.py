@@ -1,0 +1,169 @@
+"""Helpers for the official-implementation parity reference (shared/reference).
+
+The reference folder holds state-dict layouts and parity cases produced by the official
+TextZoom code under deterministic weights. These helpers rebuild those weights (rule A and
+rule B of the reference README) and locate the case files, so that every parity test reads
+the folder from ``TZBENCH_REFERENCE`` and the case number from ``TZBENCH_REFERENCE_CASE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "reference_dir",
+    "reference_case",
+    "load_case",
+    "load_case_json",
+    "load_keys",
+    "rule_a_state_dict",
+    "rule_b_state_dict",
+    "apply_rule_a",
+    "apply_rule_b",
+    "reference_input",
+]
+
+_DEFAULT_REL = Path("..") / "shared" / "reference"
+
+
+def reference_dir() -> Path:
+    """The reference folder: ``$TZBENCH_REFERENCE`` or ``../shared/reference``.
+
+    Raises FileNotFoundError (never a skip) when it is missing, so CI fails loudly.
+    """
+    env = os.environ.get("TZBENCH_REFERENCE")
+    if env:
+        path = Path(env)
+    else:
+        # Relative to the repository root (the parent of the tzbench package folder), so it
+        # works from any working directory of a source checkout.
+        path = (Path(__file__).resolve().parent.parent / _DEFAULT_REL).resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"parity reference folder not found: {path} "
+            "(set TZBENCH_REFERENCE to the folder holding *.keys.json and *.case<N>.npz)"
+        )
+    return path
+
+
+def reference_case() -> int:
+    """The case number from ``$TZBENCH_REFERENCE_CASE`` (default 0)."""
+    raw = os.environ.get("TZBENCH_REFERENCE_CASE", "0")
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"TZBENCH_REFERENCE_CASE must be an integer, got {raw!r}") from exc
+
+
+def _case_path(name: str, suffix: str) -> Path:
+    path = reference_dir() / f"{name}.case{reference_case()}.{suffix}"
+    if not path.is_file():
+        raise FileNotFoundError(f"parity case file missing: {path}")
+    return path
+
+
+def load_case(name: str) -> dict[str, np.ndarray]:
+    """All arrays of ``<name>.case<N>.npz`` as a dict."""
+    with np.load(_case_path(name, "npz")) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_case_json(name: str) -> dict[str, Any]:
+    """The JSON companion ``<name>.case<N>.json``."""
+    return json.loads(_case_path(name, "json").read_text(encoding="utf-8"))
+
+
+def load_keys(name: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """The ordered ``(key, shape, dtype)`` list of ``<name>.keys.json``."""
+    path = reference_dir() / f"{name}.keys.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"state-dict key file missing: {path}")
+    return [(k, tuple(s), d) for k, s, d in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def _generator(key: str) -> torch.Generator:
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    return torch.Generator().manual_seed(seed)
+
+
+def rule_a_state_dict(
+    model: nn.Module, keep_keys: Iterable[str] = (), scale: float = 0.05
+) -> dict[str, torch.Tensor]:
+    """Rule A weights for ``model`` (keys without ``module.``); ``keep_keys`` keep their values."""
+    keep = set(keep_keys)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        if key in keep:
+            out[key] = value.clone()
+            continue
+        shape = tuple(value.shape)
+        g = _generator(key)
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(0, dtype=torch.long)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith("running_mean"):
+            out[key] = torch.randn(shape, generator=g) * 0.1
+        else:
+            out[key] = torch.randn(shape, generator=g) * scale
+    return out
+
+
+def rule_b_state_dict(
+    model: nn.Module, keep_keys: Iterable[str] = (), classifier_keys: Iterable[str] = ()
+) -> dict[str, torch.Tensor]:
+    """Rule B weights (reference README section 2): signal-preserving, per-key seeded."""
+    keep = set(keep_keys)
+    classifiers = set(classifier_keys)
+    sd = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if key in keep:
+            out[key] = value.clone()
+            continue
+        shape = tuple(value.shape)
+        g = _generator(key)
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(0, dtype=torch.long)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        elif key.endswith("running_mean"):
+            out[key] = torch.randn(shape, generator=g) * 0.1
+        elif key.endswith("weight") and (key[:-6] + "running_var") in sd:
+            out[key] = 1 + torch.randn(shape, generator=g) * 0.1
+        elif len(shape) >= 2:
+            t = torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
+            out[key] = t * 8 if key in classifiers else t
+        else:
+            out[key] = torch.randn(shape, generator=g) * 0.05
+    return out
+
+
+def apply_rule_a(model: nn.Module, keep_keys: Iterable[str] = ()) -> nn.Module:
+    """Load rule-A weights into ``model`` with strict key checks; returns the model."""
+    model.load_state_dict(rule_a_state_dict(model, keep_keys), strict=True)
+    return model
+
+
+def apply_rule_b(
+    model: nn.Module, keep_keys: Iterable[str] = (), classifier_keys: Iterable[str] = ()
+) -> nn.Module:
+    """Load rule-B weights into ``model`` with strict key checks; returns the model."""
+    model.load_state_dict(rule_b_state_dict(model, keep_keys, classifier_keys), strict=True)
+    return model
+
+
+def reference_input(*shapes: tuple[int, ...]) -> list[torch.Tensor]:
+    """Inputs as the reference draws them: one fresh generator (seed 0), rand in order."""
+    g = torch.Generator().manual_seed(0)
+    return [torch.rand(s, generator=g) for s in shapes]

@@ -1,0 +1,123 @@
+"""Spec types returned by plugin hooks.
+
+A spec is frozen metadata about one component. It never imports the component: ``target`` is
+a lazy ``"module:attr"`` reference, resolved only when the component is created, so listing
+components stays cheap and a broken model file cannot break ``tzbench list``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "NoParams",
+    "ComponentSpec",
+    "SRModelSpec",
+    "RecognizerSpec",
+    "WeightsFile",
+    "LossSpec",
+    "DatasetSpec",
+    "resolve_target",
+]
+
+_SLUG = re.compile(r"^[a-z][a-z0-9_]*(-[a-z0-9_]+)*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class NoParams(BaseModel):
+    """Params model of a component without hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(BaseModel):
+    """Fields shared by every component spec."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(description="lowercase slug, unique within its kind")
+    target: str = Field(description="'module:attr' of the class or factory, imported lazily")
+    params: type[BaseModel] = Field(default=NoParams, description="pydantic model of the hyper-parameters")
+    summary: str = ""
+    paper: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _SLUG.match(v):
+            raise ValueError(f"component name {v!r} is not a lowercase slug (a-z, 0-9, _ and -)")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not _TARGET.match(v):
+            raise ValueError(f"target {v!r} is not of the form 'module:attr'")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: type[BaseModel]) -> type[BaseModel]:
+        if v.model_config.get("extra") != "forbid":
+            raise ValueError(f"params model {v.__name__} must set extra='forbid'")
+        return v
+
+
+class SRModelSpec(ComponentSpec):
+    """A super-resolution model: nn.Module mapping (B,C,16,64) -> (B,C,32,128) at scale 2."""
+
+    default_loss: str = "l2"
+    default_loss_params: dict[str, Any] = Field(default_factory=dict)
+    scale: int = 2
+    in_channels: Literal[3, 4] | None = Field(
+        default=3, description="3 (RGB) or 4 (RGB+mask); None when it follows the 'mask' param"
+    )
+    trainable: bool = True
+
+
+class WeightsFile(BaseModel):
+    """A weights file a recognizer needs, as a user would place it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filename: str
+    sha256: str | None = None
+    source: str = ""
+
+
+class RecognizerSpec(ComponentSpec):
+    """A text recognizer (judge): owns its preprocessing, returns strings."""
+
+    charset: str = ""
+    weights: tuple[WeightsFile, ...] = ()
+    needs_weights: bool = True
+
+
+class LossSpec(ComponentSpec):
+    """A training loss: nn.Module ``(sr, hr) -> scalar`` exposing named parts."""
+
+
+class DatasetSpec(ComponentSpec):
+    """A paired LR/HR dataset provider."""
+
+    splits: tuple[str, ...] = ("train", "test")
+    subsets: tuple[str, ...] = ("easy", "medium", "hard")
+
+
+def resolve_target(target: str) -> Any:
+    """Import ``"module:attr"`` (attr may be dotted) and return the object."""
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ImportError(f"cannot import {module_name!r} for target {target!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise ImportError(f"target {target!r}: {module_name} has no attribute {attr!r}") from exc
+    return obj
