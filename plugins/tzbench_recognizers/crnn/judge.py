@@ -1,0 +1,40 @@
+"""The CRNN judge: TextZoom's CRNN evaluation path around :class:`~.net.CRNN`."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from tzbench_recognizers.common import Recognizer, ctc_greedy_decode, legacy_gray, to_signed
+from tzbench_recognizers.crnn.params import CHARSET
+
+__all__ = ["CRNNRecognizer"]
+
+
+class CRNNRecognizer(Recognizer):
+    """CRNN judge: gray 32x100 input, CTC greedy decoding over ``0-9a-z``.
+
+    ``recognize`` returns ``converter_crnn.decode(raw=False)`` of the per-frame argmax, the
+    strings TextZoom's test loop scores. Preprocessing: ``legacy`` is TextZoom's
+    ``parse_crnn_data`` (bicubic ``sr[:, :3]`` to 32x100, 0.299/0.587/0.114 gray, left in
+    ``[0, 1]``); ``native`` additionally maps to ``[-1, 1]``, the range crnn.pytorch trains on.
+
+    Args: see :class:`tzbench_recognizers.common.Recognizer` (``mode``, ``weights``,
+    ``device``, ``batch_size``); they match :class:`~.params.CRNNParams`.
+    """
+
+    name = "crnn"
+    charset = CHARSET
+    input_size = (32, 100)
+
+    def build_net(self) -> nn.Module:
+        from tzbench_recognizers.crnn.net import CRNN
+
+        return CRNN(imgH=32, nc=1, nclass=len(CHARSET) + 1, nh=256)
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        gray = legacy_gray(images, self.input_size)
+        return gray if self.mode == "legacy" else to_signed(gray)
+
+    def decode(self, output: Tensor) -> list[str]:
+        # (T, B, C) logits -> (B, T) frame ids
+        return ctc_greedy_decode(output.argmax(2).transpose(0, 1), CHARSET, raw=False)

@@ -1,0 +1,42 @@
+"""Torch-free metadata of the CRNN judge, ready for a ``RecognizerSpec``.
+
+Imports only pydantic and :mod:`tzbench.specs` so that plugin listing never imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tzbench.specs import WeightsFile
+
+__all__ = ["CRNNParams", "CHARSET", "WEIGHTS", "TARGET", "SUMMARY", "PAPER"]
+
+#: Output symbols (CTC class i > 0 is CHARSET[i - 1]; class 0 is the blank).
+CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+#: The official file TextZoom loads (``torch.load(path)``: a plain state dict, no prefix).
+WEIGHTS = WeightsFile(
+    filename="crnn.pth",
+    sha256=None,
+    source="crnn.pytorch (meijieru) pretrained model, as linked from the TextZoom README",
+)
+
+TARGET = "tzbench_recognizers.crnn.judge:CRNNRecognizer"
+SUMMARY = "CRNN (VGG CNN + 2 BiLSTM, CTC greedy, 0-9a-z), the TextZoom judge"
+PAPER = "Shi, Bai, Yao. An End-to-End Trainable Neural Network for Image-based Sequence Recognition. TPAMI 2017"
+
+
+class CRNNParams(BaseModel):
+    """Hyper-parameters of the CRNN judge (the network itself is fixed: ``CRNN(32, 1, 37, 256)``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["legacy", "native"] = Field(
+        default="legacy",
+        description="legacy: TextZoom's input (bicubic 32x100 gray in [0,1]); native: crnn.pytorch's [-1,1]",
+    )
+    weights: str | None = Field(default=None, description="path of crnn.pth (loaded strictly, weights_only)")
+    device: str | None = Field(default=None, description="torch device; None picks CUDA when available")
+    batch_size: int | None = Field(default=None, ge=1, description="max images per forward pass")

@@ -1,0 +1,73 @@
+"""The MORAN judge: TextZoom's MORAN evaluation path around :class:`~.net.MORAN`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from tzbench_recognizers.common import Mode, Recognizer, attention_decode, legacy_gray, to_signed
+from tzbench_recognizers.moran.params import ALPHABET, CHARSET, END_SYMBOL
+
+__all__ = ["MORANRecognizer"]
+
+
+class MORANRecognizer(Recognizer):
+    """MORAN judge: gray 32x100 input, rectify (with the enhance pass), 20-step greedy decoding.
+
+    ``recognize`` returns the left-to-right decoder's strings cut at the first ``'$'``, which
+    is what TextZoom's test loop scores (the right-to-left decoder runs, as in the official
+    model, but its output is not used). Preprocessing: ``legacy`` is TextZoom's
+    ``parse_moran_data`` (bicubic ``sr[:, :3]`` to 32x100, 0.299/0.587/0.114 gray, in
+    ``[0, 1]``); ``native`` additionally maps to ``[-1, 1]``, MORAN's training range.
+
+    Args:
+        grid_sample_align_corners: see :class:`~.net.MORN`.
+        max_steps: decoding steps (TextZoom: 20).
+        mode, weights, device, batch_size: see :class:`tzbench_recognizers.common.Recognizer`.
+    """
+
+    name = "moran"
+    charset = CHARSET
+    input_size = (32, 100)
+
+    def __init__(
+        self,
+        mode: Mode = "legacy",
+        grid_sample_align_corners: bool = True,
+        max_steps: int = 20,
+        weights: str | Path | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"moran: max_steps must be >= 1, got {max_steps}")
+        self.grid_sample_align_corners = bool(grid_sample_align_corners)
+        self.max_steps = max_steps
+        super().__init__(mode=mode, weights=weights, device=device, batch_size=batch_size)
+
+    def build_net(self) -> nn.Module:
+        from tzbench_recognizers.moran.net import MORAN
+
+        return MORAN(
+            nc=1,
+            nclass=len(ALPHABET),
+            nh=256,
+            targetH=32,
+            targetW=100,
+            BidirDecoder=True,
+            grid_sample_align_corners=self.grid_sample_align_corners,
+        )
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        gray = legacy_gray(images, self.input_size)
+        return gray if self.mode == "legacy" else to_signed(gray)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return self.net(x, num_steps=self.max_steps)
+
+    def decode(self, output: tuple[Tensor, ...]) -> list[str]:
+        l2r = output[0]  # (B * steps, classes), batch-major
+        ids = l2r.argmax(1).view(-1, self.max_steps)
+        return attention_decode(ids, ALPHABET, end_symbol=END_SYMBOL)
