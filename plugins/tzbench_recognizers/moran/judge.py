@@ -43,7 +43,7 @@ class MORANRecognizer(Recognizer):
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"moran: max_steps must be >= 1, got {max_steps}")
-        self.grid_sample_align_corners = bool(grid_sample_align_corners)
+        self._init_align_corners = bool(grid_sample_align_corners)
         self.max_steps = max_steps
         super().__init__(mode=mode, weights=weights, device=device, batch_size=batch_size)
 
@@ -57,8 +57,17 @@ class MORANRecognizer(Recognizer):
             targetH=32,
             targetW=100,
             BidirDecoder=True,
-            grid_sample_align_corners=self.grid_sample_align_corners,
+            grid_sample_align_corners=self._init_align_corners,
         )
+
+    @property
+    def grid_sample_align_corners(self) -> bool:
+        """``align_corners`` of MORN's ``grid_sample`` calls; setting it switches the network."""
+        return bool(self.net.grid_sample_align_corners)
+
+    @grid_sample_align_corners.setter
+    def grid_sample_align_corners(self, value: bool) -> None:
+        self.net.grid_sample_align_corners = bool(value)
 
     def preprocess(self, images: Tensor) -> Tensor:
         gray = legacy_gray(images, self.input_size)
