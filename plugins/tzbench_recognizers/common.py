@@ -175,6 +175,7 @@ class Recognizer:
     Attributes:
         name: registry name of the judge (e.g. ``"crnn"``).
         charset: the symbols it can output (after its own string conversion).
+        input_size: the (H, W) the network reads.
         weights_key: nested key of the official checkpoint (``None``: the file is the
             state dict itself, or a well-known wrapper key is detected).
         net: the ``nn.Module`` whose ``state_dict`` keys equal the official ones.
@@ -192,6 +193,7 @@ class Recognizer:
 
     name: ClassVar[str] = "recognizer"
     charset: ClassVar[str] = LOWER_ALNUM
+    input_size: ClassVar[tuple[int, int]] = (32, 100)
     weights_key: ClassVar[str | None] = None
 
     def __init__(

@@ -106,3 +106,12 @@ def test_rule_b_decoding_depends_on_input() -> None:
     # Guard that rule B exercises real decoding: the two input paths disagree.
     strings = reference.load_case_json("crnn_ruleB")
     assert strings["strings"] != strings["strings_pipeline"]
+
+
+def test_any_input_size_and_mask_channel() -> None:
+    # LR-sized and 4-channel (RGB + mask) inputs are resized/cut like TextZoom's SR outputs.
+    judge = _judge("B")
+    (lr,) = reference.reference_input((3, 4, 16, 64))
+    assert judge.preprocess(lr).shape == (3, 1, 32, 100)
+    strings = judge.recognize(lr)
+    assert len(strings) == 3 and all(set(s) <= set(judge.charset) for s in strings)

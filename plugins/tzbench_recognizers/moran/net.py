@@ -40,7 +40,9 @@ class MORN(nn.Module):
             the released weights come from); ``False`` is torch >= 1.3 running that code.
     """
 
-    def __init__(self, nc: int = 1, targetH: int = 32, targetW: int = 100, grid_sample_align_corners: bool = True) -> None:
+    def __init__(
+        self, nc: int = 1, targetH: int = 32, targetW: int = 100, grid_sample_align_corners: bool = True
+    ) -> None:
         super().__init__()
         self.targetH, self.targetW = targetH, targetW
         self.grid_sample_align_corners = grid_sample_align_corners
@@ -57,7 +59,9 @@ class MORN(nn.Module):
         self.register_buffer("grid", _base_grid(targetH, targetW), persistent=False)
 
     def _grid_sample(self, x: Tensor, grid: Tensor) -> Tensor:
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=self.grid_sample_align_corners)
+        return F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="zeros", align_corners=self.grid_sample_align_corners
+        )
 
     def _offsets(self, x: Tensor, grid: Tensor) -> Tensor:
         """Offset map of ``x`` sampled onto the base grid, ``(B, H, W, 1)``."""

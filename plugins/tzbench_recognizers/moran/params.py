@@ -32,7 +32,10 @@ PAPER = "Luo, Jin, Sun. MORAN: A Multi-Object Rectified Attention Network for Sc
 
 
 class MORANParams(BaseModel):
-    """Hyper-parameters of the MORAN judge (the network is fixed: ``MORAN(1, 37, 256, 32, 100, BidirDecoder=True)``)."""
+    """Hyper-parameters of the MORAN judge.
+
+    The network itself is fixed: ``MORAN(1, 37, 256, 32, 100, BidirDecoder=True)``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
