@@ -1,0 +1,57 @@
+"""Configs: YAML, --set overrides, strictness, errors that name the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tzbench.config import ConfigError, TrainConfig, load_config
+
+BASE = {"model": {"name": "srcnn"}}
+
+
+def test_defaults_and_overrides() -> None:
+    cfg = load_config(TrainConfig, BASE, None, ["optim.lr=5e-4", "data.batch_size=8", "model.params.stn=false",
+                                                "judges=[ppocr, crnn]"])
+    assert cfg.optim.lr == 5e-4 and cfg.data.batch_size == 8
+    assert cfg.model.params == {"stn": False}
+    assert cfg.judges == ["ppocr", "crnn"]
+
+
+def test_yaml_then_set(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("model: {name: srcnn}\nsteps: 7\noptim: {lr: 0.01}\n")
+    cfg = load_config(TrainConfig, {}, f, ["steps=9"])
+    assert cfg.steps == 9 and cfg.optim.lr == 0.01
+
+
+@pytest.mark.parametrize(
+    ("sets", "match"),
+    [
+        (["optim.lrr=1"], r"optim has no field 'lrr'"),
+        (["nosuch=1"], r"config has no field 'nosuch'"),
+        (["steps"], r"expected PATH=VALUE"),
+        (["steps=-3"], r"steps"),
+        (["data.batch_size=big"], r"data.batch_size"),
+    ],
+)
+def test_bad_overrides_name_the_path(sets: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(TrainConfig, BASE, None, sets)
+
+
+def test_unknown_yaml_field_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("model: {name: srcnn}\noptimizer: {lr: 1}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml.optimizer"):
+        load_config(TrainConfig, {}, f)
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(TrainConfig, BASE, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(TrainConfig, BASE, bad)

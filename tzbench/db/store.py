@@ -1,0 +1,328 @@
+"""The Store: the one place that reads and writes runs and results."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
+
+__all__ = ["DEFAULT_DB_URL", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow"]
+
+DEFAULT_DB_URL = "sqlite:///tzbench.db"
+T = TypeVar("T")
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or written; names the URL."""
+
+
+def utcnow() -> datetime:
+    """Naive UTC now (SQLite stores naive datetimes)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def resolve_db_url(url: str | None = None) -> str:
+    """``url`` if given, else ``$TZBENCH_DB``, else ``sqlite:///tzbench.db`` (working directory)."""
+    return url or os.environ.get("TZBENCH_DB") or DEFAULT_DB_URL
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """A result to record."""
+
+    subset: str
+    recognizer: str
+    metric: str
+    value: float
+    step: int = FINAL_STEP
+    n_samples: int = 0
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """The best comparable eval run of one model; every value comes from that run."""
+
+    sr_model: str
+    run_id: int
+    score: float
+    values: dict[str, float]
+    n_samples: int
+    provider: str
+    finished_at: datetime | None
+
+
+def _check_sqlite_path(url: str) -> None:
+    parsed = make_url(url)
+    db = parsed.database
+    if not db or db == ":memory:":
+        return
+    path = Path(db)
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise StoreError(f"cannot open database {url}: folder {parent} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"cannot open database {url}: {path} is not writable")
+    if not path.exists() and not os.access(parent, os.W_OK):
+        raise StoreError(f"cannot open database {url}: folder {parent} is not writable")
+
+
+class Store:
+    """Runs and results in any SQLAlchemy database (SQLite with WAL by default)."""
+
+    def __init__(self, url: str | None = None, create: bool = True) -> None:
+        self.url = resolve_db_url(url)
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError as exc:
+            raise StoreError(f"not a database URL: {self.url!r} ({exc})") from exc
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            _check_sqlite_path(self.url)
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 60}
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except Exception as exc:  # missing driver, bad URL
+            raise StoreError(f"cannot open database {self.url}: {exc}") from exc
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            try:
+                self._retry(lambda: Base.metadata.create_all(self.engine))
+            except OperationalError as exc:
+                raise StoreError(f"cannot open database {self.url}: {exc.orig}") from exc
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:
+        # SQLite's busy timeout covers most contention; a few retries cover lock upgrades that
+        # SQLite refuses immediately (SQLITE_BUSY on a deferred transaction).
+        for i in range(attempts):
+            try:
+                return fn()
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() or i == attempts - 1:
+                    raise
+                time.sleep(0.05 * (i + 1))
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on error."""
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def _write(self, fn: Callable[[Session], T]) -> T:
+        def attempt() -> T:
+            with self.session() as s:
+                return fn(s)
+
+        return self._retry(attempt)
+
+    # -- runs -----------------------------------------------------------------------------
+    def start_run(self, **fields: Any) -> int:
+        """Insert a run in status ``running``; returns its id."""
+        fields.setdefault("status", "running")
+        fields.setdefault("started_at", utcnow())
+        fields.setdefault("host", socket.gethostname())
+        fields.setdefault("pid", os.getpid())
+
+        def fn(s: Session) -> int:
+            run = Run(**fields)
+            s.add(run)
+            s.flush()
+            return run.id
+
+        return self._write(fn)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Set fields of a run."""
+
+        def fn(s: Session) -> None:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run with id {run_id} in {self.url}")
+            for k, v in fields.items():
+                setattr(run, k, v)
+
+        self._write(fn)
+
+    def finish_run(self, run_id: int, status: str = "finished", message: str | None = None, **fields: Any) -> None:
+        """Mark a run finished/failed/interrupted."""
+        self.update_run(run_id, status=status, finished_at=utcnow(), message=message, **fields)
+
+    def add_results(self, run_id: int, rows: Iterable[ResultRow]) -> int:
+        """Insert results; re-recording the same (subset, recognizer, metric, step) replaces it."""
+        rows = list(rows)
+
+        def fn(s: Session) -> int:
+            for r in rows:
+                existing = s.scalars(
+                    select(Result).where(
+                        Result.run_id == run_id,
+                        Result.subset == r.subset,
+                        Result.recognizer == r.recognizer,
+                        Result.metric == r.metric,
+                        Result.step == r.step,
+                    )
+                ).first()
+                if existing is not None:
+                    existing.value, existing.n_samples = float(r.value), r.n_samples
+                else:
+                    s.add(Result(run_id=run_id, subset=r.subset, recognizer=r.recognizer, metric=r.metric,
+                                 value=float(r.value), step=r.step, n_samples=r.n_samples))
+            return len(rows)
+
+        try:
+            return self._write(fn)
+        except IntegrityError as exc:
+            raise StoreError(f"cannot record results for run {run_id}: {exc.orig}") from exc
+
+    def get_run(self, run_id: int) -> Run:
+        """A run with its results loaded."""
+        with self._sessions() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run with id {run_id} in {self.url}")
+            _ = list(run.results)
+            return run
+
+    def list_runs(self, kind: str | None = None, sr_model: str | None = None, limit: int = 50) -> list[Run]:
+        """Most recent runs first."""
+        q = select(Run).order_by(Run.id.desc()).limit(limit)
+        if kind:
+            q = q.where(Run.kind == kind)
+        if sr_model:
+            q = q.where(Run.sr_model == sr_model)
+        with self._sessions() as s:
+            return list(s.scalars(q))
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run and its results."""
+
+        def fn(s: Session) -> None:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise StoreError(f"no run with id {run_id} in {self.url}")
+            s.execute(delete(Result).where(Result.run_id == run_id))
+            s.delete(run)
+
+        self._write(fn)
+
+    def reap_dead_runs(self) -> list[int]:
+        """Mark ``running`` runs whose process on this host is gone as ``failed``."""
+        host = socket.gethostname()
+        with self._sessions() as s:
+            candidates = list(s.scalars(select(Run).where(Run.status == "running", Run.host == host)))
+        dead = [r.id for r in candidates if r.pid is not None and not _pid_alive(r.pid)]
+        for run_id in dead:
+            self.finish_run(run_id, status="failed", message="the process died without finishing the run")
+        return dead
+
+    def results(self, run_id: int, step: int | None = FINAL_STEP) -> list[Result]:
+        """A run's results (final ones by default; ``step=None`` for all)."""
+        q = select(Result).where(Result.run_id == run_id)
+        if step is not None:
+            q = q.where(Result.step == step)
+        with self._sessions() as s:
+            return list(s.scalars(q.order_by(Result.id)))
+
+    def count(self, table: type[Base]) -> int:
+        """Row count of a table (tests, diagnostics)."""
+        with self._sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(table)) or 0)
+
+    # -- leaderboard ------------------------------------------------------------------------
+    def leaderboard(
+        self,
+        benchmark: str,
+        subset: str = "all",
+        recognizer: str = "ppocr",
+        metric: str = "accuracy",
+        protocol: str | None = "clean",
+        include_incomparable: bool = False,
+    ) -> list[LeaderboardRow]:
+        """Best finished eval run per model by ``metric`` on ``subset``; columns from that run.
+
+        A single window query ranks each model's runs; ties go to the earlier run.
+        """
+        rec = NO_RECOGNIZER if metric in ("psnr", "ssim") else recognizer
+        ranked = (
+            select(
+                Run.id.label("run_id"),
+                Run.sr_model,
+                Result.value,
+                func.row_number()
+                .over(partition_by=Run.sr_model, order_by=(Result.value.desc(), Run.id.asc()))
+                .label("rank"),
+            )
+            .join(Result, Result.run_id == Run.id)
+            .where(
+                Run.kind == "eval",
+                Run.status == "finished",
+                Run.benchmark == benchmark,
+                Result.subset == subset,
+                Result.recognizer == rec,
+                Result.metric == metric,
+                Result.step == FINAL_STEP,
+            )
+        )
+        if protocol is not None:
+            ranked = ranked.where(Run.protocol == protocol)
+        if not include_incomparable:
+            ranked = ranked.where(Run.comparable.is_(True))
+        sub = ranked.subquery()
+        best = select(sub.c.run_id, sub.c.sr_model, sub.c.value).where(sub.c.rank == 1).order_by(sub.c.value.desc())
+        rows: list[LeaderboardRow] = []
+        with self._sessions() as s:
+            for run_id, model, score in s.execute(best):
+                run = s.get(Run, run_id)
+                values: dict[str, float] = {}
+                n = 0
+                for r in s.scalars(select(Result).where(Result.run_id == run_id, Result.step == FINAL_STEP)):
+                    if r.metric == "accuracy" and r.recognizer == recognizer:
+                        values[f"acc_{r.subset}"] = r.value
+                        if r.subset == "all":
+                            n = r.n_samples
+                    elif r.metric in ("psnr", "ssim") and r.subset == "all":
+                        values[r.metric] = r.value
+                rows.append(LeaderboardRow(model, run_id, float(score), values, n, run.provider, run.finished_at))
+        return rows
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,80 @@
+"""registry.yaml: what counts as a comparable result."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["Registry", "BenchmarkEntry", "JudgeEntry", "load_registry", "registry_path"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BenchmarkEntry(_Strict):
+    """A benchmark: its dataset, version, subsets with expected sizes, fixed params."""
+
+    version: str
+    dataset: str
+    summary: str = ""
+    subsets: dict[str, int | None]
+    fixed_params: list[str] = Field(default_factory=list)
+
+
+class JudgeEntry(_Strict):
+    """A judge that counts, with the weights hash results must have been made with."""
+
+    summary: str = ""
+    weights_sha256: str | None = None
+
+
+class MetricEntry(_Strict):
+    direction: Literal["higher", "lower"]
+
+
+class Registry(_Strict):
+    """The parsed registry.yaml."""
+
+    version: int
+    benchmarks: dict[str, BenchmarkEntry]
+    judges: dict[str, JudgeEntry]
+    selection_judge: str
+    metrics: dict[str, MetricEntry]
+    protocols: list[str]
+    recipes: dict[str, dict[str, Any]]
+    baselines: list[str]
+
+    def recipe(self, model: str) -> dict[str, Any]:
+        """The default recipe merged with the model's own entry."""
+        return {**self.recipes.get("default", {}), **self.recipes.get(model, {})}
+
+    def benchmark_for_dataset(self, dataset: str) -> tuple[str, BenchmarkEntry] | None:
+        """The benchmark whose dataset is ``dataset``, if any."""
+        for name, entry in self.benchmarks.items():
+            if entry.dataset == dataset:
+                return name, entry
+        return None
+
+
+def registry_path() -> Path:
+    """The packaged registry.yaml (source checkout or installed wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "registry.yaml", here.parent / "registry.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"registry.yaml not found next to {here}")
+
+
+@cache  # the file is read-only package data: parsing it once per process is safe
+def load_registry(path: str | None = None) -> Registry:
+    """Parse and validate registry.yaml; errors name the file and field."""
+    p = Path(path) if path else registry_path()
+    try:
+        return Registry.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+    except ValidationError as exc:
+        raise ValueError(f"{p}: invalid registry: {exc}") from exc
