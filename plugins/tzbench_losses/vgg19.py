@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tzbench.home import tzbench_home
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 
 __all__ = [
@@ -89,15 +90,9 @@ class VGG19Features(nn.Module):
         return self.features(x)
 
 
-def tzbench_home() -> Path:
-    """``$TZBENCH_HOME`` or ``~/.cache/tzbench``."""
-    env = os.environ.get("TZBENCH_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tzbench"
-
-
 def default_vgg_weights_path() -> Path:
     """``$TZBENCH_HOME/weights/vgg19.pth``."""
-    return tzbench_home() / "weights" / "vgg19.pth"
+    return tzbench_home() / "weights" / "vgg19.pth"  # the shared home folder of tzbench.home
 
 
 def resolve_vgg_weights(path: str | os.PathLike[str] | None = None) -> Path:

@@ -1,0 +1,107 @@
+"""``ppocr``: the PP-OCR recognition model shipped in the ``rapidocr`` wheel, run with onnxruntime.
+
+This is the judge that works offline on a fresh machine: the ONNX file travels inside the
+``rapidocr`` distribution (3.10.0: ``models/PP-OCRv6_rec_small.onnx``). We only locate the file;
+rapidocr's own pipeline (detection, OpenCV preprocessing) is never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["PPOCRRecognizer", "find_ppocr_model", "ctc_greedy_decode"]
+
+_MODEL_NAME = "PP-OCRv6_rec_small.onnx"
+_INPUT_HEIGHT = 48
+
+
+def find_ppocr_model(explicit: str | None = None) -> Path:
+    """Path of the recognition ONNX file: ``explicit``, ``$TZBENCH_PPOCR_MODEL`` or the wheel's copy."""
+    candidates: list[Path] = []
+    for raw in (explicit, os.environ.get("TZBENCH_PPOCR_MODEL")):
+        if raw:
+            path = Path(raw)
+            if not path.is_file():
+                raise FileNotFoundError(f"ppocr model file not found: {path}")
+            return path
+    spec = importlib.util.find_spec("rapidocr")  # locates the package without executing it
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidates.append(Path(loc) / "models" / _MODEL_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"ppocr needs {_MODEL_NAME} from the rapidocr wheel (pip install rapidocr==3.10.0) "
+        f"or a path in TZBENCH_PPOCR_MODEL; looked in: {', '.join(map(str, candidates)) or '(rapidocr not installed)'}"
+    )
+
+
+def ctc_greedy_decode(ids: np.ndarray, charset: list[str], blank: int = 0) -> list[str]:
+    """Collapse repeats, drop blanks; ``ids`` is (B, T) of class indices, class i>0 -> charset[i-1]."""
+    out: list[str] = []
+    for row in ids:
+        keep = np.ones(len(row), dtype=bool)
+        keep[1:] = row[1:] != row[:-1]
+        keep &= row != blank
+        out.append("".join(charset[i - 1] for i in row[keep] if 0 < i <= len(charset)))
+    return out
+
+
+class PPOCRRecognizer:
+    """PP-OCR text recognition (CTC) as a tzbench judge.
+
+    Preprocessing: RGB in [0,1], resized to height 48 keeping the aspect ratio (bilinear),
+    normalised to [-1, 1]; a batch of mixed widths is right-padded with zeros (PP-OCR's own
+    convention). Decoding: greedy CTC over the charset stored in the ONNX metadata
+    (blank first, space last).
+    """
+
+    name = "ppocr"
+    mode = "native"
+
+    def __init__(self, model_path: str | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort  # imported here: listing judges must not load onnxruntime
+
+        self.model_path = find_ppocr_model(model_path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.net = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        meta = self.net.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise ValueError(f"{self.model_path}: ONNX metadata has no 'character' key (not a PP-OCR rec model?)")
+        self.charset: list[str] = meta["character"].splitlines() + [" "]
+        self._input = self.net.get_inputs()[0].name
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> PPOCRRecognizer:
+        """onnxruntime runs on the CPU here; inputs are moved to it."""
+        return self
+
+    def preprocess(self, images: torch.Tensor) -> np.ndarray:
+        """(B,3,H,W) in [0,1] -> (B,3,48,W') float32 in [-1,1]."""
+        if images.dim() != 4 or images.shape[1] < 3:
+            raise ValueError(f"ppocr expects (B,3,H,W) images, got shape {tuple(images.shape)}")
+        x = images[:, :3].detach().float().cpu().clamp(0, 1)
+        h, w = x.shape[-2:]
+        width = max(8, int(math.ceil(_INPUT_HEIGHT * w / h)))
+        x = F.interpolate(x, size=(_INPUT_HEIGHT, width), mode="bilinear", align_corners=False)
+        return ((x - 0.5) / 0.5).numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def recognize(self, images: torch.Tensor) -> list[str]:
+        """Read a batch; returns one string per image."""
+        if images.shape[0] == 0:
+            return []
+        batch = self.preprocess(images)
+        probs = self.net.run(None, {self._input: batch})[0]
+        return ctc_greedy_decode(probs.argmax(-1), self.charset)
