@@ -1,0 +1,390 @@
+"""The ``tzbench`` command line: a thin typer layer over the catalog, runner, store and report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tzbench.catalog import KINDS, Catalog, CatalogError
+from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
+from tzbench.db.store import Store, StoreError
+from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
+
+__all__ = ["build_app", "main"]
+
+console = Console(stderr=True)
+out = Console()
+
+
+class OutFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+class Metric(str, Enum):
+    accuracy = "accuracy"
+    psnr = "psnr"
+    ssim = "ssim"
+
+
+class Subset(str, Enum):
+    easy = "easy"
+    medium = "medium"
+    hard = "hard"
+    all = "all"
+
+
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL (default $TZBENCH_DB or sqlite:///tzbench.db)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: PATH=VALUE (repeatable)")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config file")]
+
+
+def _catalog(ctx: typer.Context) -> Catalog:
+    return ctx.obj["catalog_factory"]()
+
+
+def _store(db: str | None) -> Store:
+    store = Store(db)
+    store.reap_dead_runs()
+    return store
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: OutFormat, title: str = "") -> None:
+    if fmt is OutFormat.json:
+        out.print_json(json.dumps(rows, default=str))
+    elif fmt is OutFormat.csv:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    elif fmt is OutFormat.markdown:
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        table = Table(title=title or None)
+        for c in columns:
+            table.add_column(c)
+        for r in rows:
+            table.add_row(*(_fmt(r.get(c)) for c in columns))
+        out.print(table)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
+    """The typer app; plugins' ``register_commands`` hooks add their sub-commands."""
+    app = typer.Typer(add_completion=False, no_args_is_help=True,
+                      help="tzbench: scene text image super-resolution benchmark (TextZoom protocol).")
+    state: dict[str, Any] = {"pm": pm}
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        disable_plugin: Annotated[Optional[list[str]], typer.Option("--disable-plugin", help="skip a plugin (repeatable)")] = None,
+    ) -> None:
+        """Global options."""
+        def factory() -> Catalog:
+            if state["pm"] is None or disable_plugin:
+                state["pm"] = get_plugin_manager(disable=disable_plugin or ())
+            for f in plugin_failures(state["pm"]):
+                console.print(f"[yellow]warning:[/] plugin {f.name!r} ({f.module}) failed to load and was skipped: {f.error}")
+            return Catalog(state["pm"])
+
+        ctx.obj = {"catalog_factory": factory}
+
+    # ---------------------------------------------------------------- train / eval
+    @app.command()
+    def train(
+        ctx: typer.Context,
+        model: Annotated[str, typer.Argument(help="SR model name (tzbench list sr-models)")],
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
+        steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
+        resume: Annotated[Optional[str], typer.Option(help="run id or last.safetensors to resume")] = None,
+        print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
+        db: DbOpt = None,
+        no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    ) -> None:
+        """Train an SR model and record the run (then evaluate its best checkpoint)."""
+        from tzbench.runner.train import train as run_train
+
+        base: dict[str, Any] = {"model": {"name": model}}
+        sets = list(set_ or [])
+        if data:
+            sets.insert(0, f"data.dataset={data}")
+        if steps is not None:
+            sets.insert(0, f"steps={steps}")
+        cfg = load_config(TrainConfig, base, config, sets)
+        if cfg.model.name != model:
+            raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")
+        catalog = _catalog(ctx)
+        catalog.validate_params("sr-models", model, cfg.model.params)
+        if print_config:
+            out.print_json(cfg.model_dump_json())
+            return
+        store = _store(db)
+        result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress)
+        out.print(f"run {result.run_id} {result.status}: best checkpoint {result.best_checkpoint}")
+        if result.eval_run_id is not None:
+            _show_run(store, result.eval_run_id)
+
+    @app.command("eval")
+    def eval_(
+        ctx: typer.Context,
+        model: Annotated[str, typer.Argument(help="SR model name")],
+        checkpoint: Annotated[Optional[Path], typer.Option(help="tzbench checkpoint (.safetensors)")] = None,
+        judge: Annotated[Optional[list[str]], typer.Option("--judge", help="recognizer (repeatable; default ppocr)")] = None,
+        data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
+        protocol: Annotated[Optional[str], typer.Option(help="clean (default) or legacy")] = None,
+        max_samples: Annotated[Optional[int], typer.Option(help="limit each subset (not comparable)")] = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        print_config: Annotated[bool, typer.Option("--print-config")] = False,
+        db: DbOpt = None,
+        no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    ) -> None:
+        """Evaluate an SR model with the judges on the test subsets and record the run."""
+        from tzbench.runner.evaluate import evaluate
+
+        sets = list(set_ or [])
+        if data:
+            sets.insert(0, f"data.dataset={data}")
+        if protocol:
+            sets.insert(0, f"protocol={protocol}")
+        if max_samples is not None:
+            sets.insert(0, f"max_samples={max_samples}")
+        if judge:
+            sets.insert(0, "judges=[" + ",".join(judge) + "]")
+        base: dict[str, Any] = {"model": {"name": model}, "checkpoint": str(checkpoint) if checkpoint else None}
+        cfg = load_config(EvalConfig, base, config, sets)
+        catalog = _catalog(ctx)
+        catalog.validate_params("sr-models", model, cfg.model.params)
+        for j in cfg.judges:
+            catalog.entry("recognizers", j)
+        if print_config:
+            out.print_json(cfg.model_dump_json())
+            return
+        store = _store(db)
+        outcome = evaluate(cfg, store, catalog, progress=not no_progress)
+        _show_run(store, outcome.run_id)
+
+    # ---------------------------------------------------------------- leaderboard
+    @app.command()
+    def leaderboard(
+        subset: Annotated[Subset, typer.Option(help="subset ranked by")] = Subset.all,
+        recognizer: Annotated[str, typer.Option(help="judge whose accuracy is shown")] = "ppocr",
+        metric: Annotated[Metric, typer.Option(help="ranking metric")] = Metric.accuracy,
+        benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
+        protocol: Annotated[str, typer.Option(help="clean or legacy (never mixed)")] = "clean",
+        include_incomparable: Annotated[bool, typer.Option("--include-incomparable")] = False,
+        format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
+        db: DbOpt = None,
+    ) -> None:
+        """Best comparable eval run per model; every column comes from that same run."""
+        store = _store(db)
+        rows = store.leaderboard(benchmark, subset.value, recognizer, metric.value, protocol, include_incomparable)
+        cols = ["rank", "model", "run", f"acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n"]
+        table = [
+            {"rank": i + 1, "model": r.sr_model, "run": r.run_id, **r.values, "n": r.n_samples}
+            for i, r in enumerate(rows)
+        ]
+        if not table and format is OutFormat.table:
+            console.print(f"no finished comparable eval runs for benchmark {benchmark!r} ({protocol} protocol) in {store.url}")
+        _emit(table, cols, format,
+              title=f"{benchmark} · {protocol} · ranked by {metric.value} on {subset.value} ({recognizer})")
+
+    # ---------------------------------------------------------------- list / plugins
+    @app.command("list")
+    def list_(
+        ctx: typer.Context,
+        kind: Annotated[str, typer.Argument(help="|".join(KINDS))],
+        format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
+        params: Annotated[bool, typer.Option("--params/--no-params", help="count parameters (builds each model)")] = True,
+    ) -> None:
+        """List the components of one kind with their provider."""
+        catalog = _catalog(ctx)
+        rows = []
+        for e in catalog.entries(kind):
+            row: dict[str, Any] = {"name": e.spec.name, "plugin": e.plugin, "summary": e.spec.summary, "paper": e.spec.paper}
+            if kind == "sr-models":
+                row["default_loss"] = e.spec.default_loss
+                row["trainable"] = e.spec.trainable
+                if params:
+                    try:
+                        m = catalog.create(kind, e.spec.name)
+                        row["params"] = f"{sum(p.numel() for p in m.parameters()):,}"
+                    except Exception as exc:  # noqa: BLE001 - a broken model is reported in its row
+                        row["params"] = f"error: {exc}"
+            rows.append(row)
+        cols = ["name", "plugin", "params", "default_loss", "paper", "summary"] if kind == "sr-models" else [
+            "name", "plugin", "paper", "summary"]
+        _emit(rows, cols, format, title=kind)
+
+    @app.command()
+    def plugins(ctx: typer.Context) -> None:
+        """Installed plugins, and any that failed to load."""
+        _catalog(ctx)
+        pm = get_plugin_manager()
+        rows = [{"name": p.name, "module": p.module, "distribution": p.dist, "version": p.version, "status": "ok"}
+                for p in plugin_infos(pm)]
+        rows += [{"name": f.name, "module": f.module, "status": f"failed: {f.error}"} for f in plugin_failures(pm)]
+        _emit(rows, ["name", "module", "distribution", "version", "status"], OutFormat.table, title="plugins")
+
+    # ---------------------------------------------------------------- runs
+    runs_app = typer.Typer(help="Inspect and manage recorded runs.", no_args_is_help=True)
+    app.add_typer(runs_app, name="runs")
+
+    @runs_app.command("list")
+    def runs_list(
+        kind: Annotated[Optional[str], typer.Option(help="train or eval")] = None,
+        model: Annotated[Optional[str], typer.Option(help="SR model")] = None,
+        limit: int = 50,
+        format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
+        db: DbOpt = None,
+    ) -> None:
+        """Recent runs (a run whose process died shows as failed)."""
+        store = _store(db)
+        rows = [
+            {"id": r.id, "kind": r.kind, "status": r.status, "model": r.sr_model, "benchmark": r.benchmark,
+             "protocol": r.protocol, "comparable": r.comparable, "started": r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+             "checkpoint": r.checkpoint}
+            for r in store.list_runs(kind, model, limit)
+        ]
+        _emit(rows, ["id", "kind", "status", "model", "benchmark", "protocol", "comparable", "started", "checkpoint"],
+              format, title="runs")
+
+    @runs_app.command("show")
+    def runs_show(run_id: int, db: DbOpt = None) -> None:
+        """One run's provenance and final results."""
+        _show_run(_store(db), run_id, full=True)
+
+    @runs_app.command("delete")
+    def runs_delete(run_id: int, yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+                    db: DbOpt = None) -> None:
+        """Delete a run and its results."""
+        store = _store(db)
+        store.get_run(run_id)
+        if not yes and not typer.confirm(f"delete run {run_id} and its results?"):
+            raise typer.Exit(1)
+        store.delete_run(run_id)
+        out.print(f"deleted run {run_id}")
+
+    # ---------------------------------------------------------------- weights
+    weights_app = typer.Typer(help="Official recognizer weights in the tzbench home folder.", no_args_is_help=True)
+    app.add_typer(weights_app, name="weights")
+
+    @weights_app.command("add")
+    def weights_add(ctx: typer.Context, component: str, path: Path) -> None:
+        """Copy a weights file into $TZBENCH_HOME/weights/COMPONENT/ and record its sha256."""
+        from tzbench.home import add_weights
+        from tzbench.weights import load_state_dict_file
+
+        catalog = _catalog(ctx)
+        spec = catalog.spec("recognizers", component) if component in catalog.names("recognizers") else None
+        load_state_dict_file(path)  # refuse pickles with code before copying anything
+        filename = spec.weights[0].filename if spec is not None and spec.weights else None
+        entry = add_weights(component, path, filename)
+        out.print(f"added {entry.path} (sha256 {entry.sha256})")
+
+    @weights_app.command("list")
+    def weights_list() -> None:
+        """Weights files present in the home folder."""
+        from tzbench.home import list_weights, tzbench_home
+
+        rows = [{"component": w.component, "file": str(w.path), "sha256": w.sha256, "bytes": w.size} for w in list_weights()]
+        if not rows:
+            console.print(f"no weights in {tzbench_home() / 'weights'}")
+        _emit(rows, ["component", "file", "sha256", "bytes"], OutFormat.table, title="weights")
+
+    if pm is not None:
+        pm.hook.register_commands(app=app)
+    return app
+
+
+def _show_run(store: Store, run_id: int, full: bool = False) -> None:
+    run = store.get_run(run_id)
+    out.print(f"[bold]run {run.id}[/] {run.kind} {run.sr_model} · {run.status} · benchmark {run.benchmark} "
+              f"v{run.benchmark_version or '-'} · {run.protocol} · comparable={run.comparable}")
+    if run.message:
+        out.print(f"  note: {run.message}")
+    if full:
+        for k in ("provider", "checkpoint", "checkpoint_sha256", "parent_id", "n_params", "seed", "device",
+                  "git_commit", "tzbench_version", "torch_version", "bad_samples", "started_at", "finished_at"):
+            out.print(f"  {k}: {getattr(run, k)}")
+        out.print_json(json.dumps(run.config, default=str))
+    table = Table(title=f"run {run.id} results")
+    for c in ("subset", "recognizer", "metric", "value", "n"):
+        table.add_column(c)
+    for r in store.results(run_id):
+        table.add_row(r.subset, r.recognizer, r.metric, f"{r.value:.4f}", str(r.n_samples))
+    out.print(table)
+
+
+def _early_disabled(argv: list[str]) -> list[str]:
+    names = []
+    for i, a in enumerate(argv):
+        if a == "--disable-plugin" and i + 1 < len(argv):
+            names.append(argv[i + 1])
+        elif a.startswith("--disable-plugin="):
+            names.append(a.split("=", 1)[1])
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one clear line and exit code 2."""
+    from tzbench.data import DatasetError  # noqa: F401 - imported for the error table below
+    from tzbench.runner.checkpoint import CheckpointError
+    from tzbench.runner.context import RunError
+    from tzbench.weights import WeightsError
+
+    args = sys.argv[1:] if argv is None else argv
+    pm = get_plugin_manager(disable=_early_disabled(args))
+    app = build_app(pm)
+    user_errors = (CatalogError, ConfigError, StoreError, RunError, CheckpointError, WeightsError, FileNotFoundError,
+                   DatasetError)
+    try:
+        rc = app(args, prog_name="tzbench", standalone_mode=False)
+    except user_errors as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(1) from None
+        raise
+    if isinstance(rc, int) and rc:
+        raise SystemExit(rc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Evaluation: super-resolve each batch once, let every judge read it, record everything."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from tzbench.catalog import Catalog
+from tzbench.config import EvalConfig
+from tzbench.db.models import NO_RECOGNIZER
+from tzbench.db.store import ResultRow, Store
+from tzbench.metrics import MetricAccumulator, MetricSummary
+from tzbench.runner.checkpoint import load_sr_checkpoint
+from tzbench.runner.context import (
+    Judge,
+    RunError,
+    build_dataset,
+    build_judges,
+    build_sr_model,
+    comparability,
+    make_progress,
+    pick_device,
+    provenance,
+    seed_everything,
+)
+
+__all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows"]
+
+
+@dataclass
+class EvalOutcome:
+    """The recorded eval run and its per-subset summaries."""
+
+    run_id: int
+    summaries: dict[str, MetricSummary]
+    comparable: bool
+    reason: str
+    rows: list[ResultRow] = field(default_factory=list)
+
+
+def _loader(ds: Any, batch_size: int, num_workers: int) -> DataLoader:
+    from tzbench.data import collate
+
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module,
+    provider: Any,
+    subsets: list[str],
+    judges: list[Judge],
+    device: torch.device,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    protocol: str = "clean",
+    split: str = "test",
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, MetricSummary], dict[str, int], int]:
+    """Run ``model`` over each subset; returns summaries, subset sizes and bad-sample count.
+
+    The SR output is computed once per batch and shared by the image metrics and every judge.
+    """
+    model.eval().to(device)
+    summaries: dict[str, MetricSummary] = {}
+    sizes: dict[str, int] = {}
+    bad = 0
+    with make_progress(disable=not progress) as prog:
+        for subset in subsets:
+            ds = provider.load(split, subset)
+            if max_samples is not None and len(ds) > max_samples:
+                ds = torch.utils.data.Subset(ds, range(max_samples))
+            sizes[subset] = len(ds)
+            acc = MetricAccumulator(clamp=True, keep_legacy=protocol == "legacy")
+            task = prog.add_task(f"eval {subset}", total=len(ds), info="")
+            for batch in _loader(ds, batch_size, num_workers):
+                lr = batch["lr"].to(device, non_blocking=True)
+                hr = batch["hr"].to(device, non_blocking=True)
+                sr = model(lr).float().clamp_(0, 1)
+                acc.update_images(sr[:, :3], hr[:, :3])
+                rgb = sr[:, :3]
+                for judge in judges:
+                    acc.update_text(judge.recognizer.recognize(rgb), batch["label"], judge.name)
+                shown = " ".join(f"{k}={v:.3f}" for k, v in acc.summary().accuracy.items())
+                prog.update(task, advance=lr.shape[0], info=shown)
+            summaries[subset] = acc.summary()
+            base = getattr(ds, "dataset", ds)
+            bad += len(getattr(base, "bad_samples", []) or [])
+    return summaries, sizes, bad
+
+
+def summaries_to_rows(summaries: dict[str, MetricSummary], protocol: str, step: int = -1) -> list[ResultRow]:
+    """Result rows per subset, plus ``all``: accuracy weighted by sample count."""
+    rows: list[ResultRow] = []
+    legacy = protocol == "legacy"
+    total_n = 0
+    psnr_sum = ssim_sum = 0.0
+    correct: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    for subset, s in summaries.items():
+        psnr = s.psnr_legacy if legacy and s.psnr_legacy is not None else s.psnr
+        ssim = s.ssim_legacy if legacy and s.ssim_legacy is not None else s.ssim
+        rows.append(ResultRow(subset, NO_RECOGNIZER, "psnr", _finite(psnr), step, s.n_images))
+        rows.append(ResultRow(subset, NO_RECOGNIZER, "ssim", _finite(ssim), step, s.n_images))
+        for judge, acc in s.accuracy.items():
+            rows.append(ResultRow(subset, judge, "accuracy", acc, step, s.n_text[judge]))
+            correct[judge] = correct.get(judge, 0) + s.correct[judge]
+            counted[judge] = counted.get(judge, 0) + s.n_text[judge]
+        total_n += s.n_images
+        psnr_sum += psnr * s.n_images
+        ssim_sum += ssim * s.n_images
+    if len(summaries) > 1 and total_n:
+        rows.append(ResultRow("all", NO_RECOGNIZER, "psnr", _finite(psnr_sum / total_n), step, total_n))
+        rows.append(ResultRow("all", NO_RECOGNIZER, "ssim", _finite(ssim_sum / total_n), step, total_n))
+        for judge, n in counted.items():
+            rows.append(ResultRow("all", judge, "accuracy", correct[judge] / n, step, n))
+    return rows
+
+
+def _finite(x: float) -> float:
+    # SQL has no infinity; a perfect reconstruction's PSNR is stored as a large finite value.
+    return 1e9 if math.isinf(x) else x
+
+
+def evaluate(
+    cfg: EvalConfig,
+    store: Store,
+    catalog: Catalog,
+    parent_id: int | None = None,
+    progress: bool = True,
+) -> EvalOutcome:
+    """Evaluate ``cfg.model`` (from its checkpoint) on the test subsets and record the run."""
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+    info = build_sr_model(catalog, cfg.model.name, cfg.model.params)
+    ckpt_meta: dict[str, Any] = {}
+    if cfg.checkpoint:
+        ckpt_meta = load_sr_checkpoint(cfg.checkpoint, info.module, cfg.model.name)
+    elif info.trainable:
+        raise RunError(
+            f"{cfg.model.name} is trainable: pass --checkpoint (a tzbench .safetensors checkpoint); "
+            f"untrained weights would not be a meaningful result"
+        )
+    provider, data_params = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
+    judges = build_judges(catalog, cfg.judges, device)
+    prov = provenance(device)
+    run_id = store.start_run(
+        kind="eval",
+        sr_model=cfg.model.name,
+        provider=info.provider,
+        benchmark=cfg.data.dataset,
+        protocol=cfg.protocol,
+        config={**cfg.model_dump(mode="json"), "judge_modes": {j.name: j.mode for j in judges},
+                "judge_weights_sha256": {j.name: j.weights_sha256 for j in judges}},
+        checkpoint=cfg.checkpoint,
+        checkpoint_sha256=ckpt_meta.get("weights_sha256"),
+        parent_id=parent_id,
+        n_params=info.n_params,
+        seed=cfg.seed,
+        **prov,
+    )
+    try:
+        summaries, sizes, bad = evaluate_model(
+            info.module, provider, cfg.data.subsets, judges, device,
+            batch_size=cfg.data.eval_batch_size, num_workers=cfg.data.num_workers,
+            protocol=cfg.protocol, max_samples=cfg.max_samples, progress=progress,
+        )
+        bench, version, comparable, reason = comparability(
+            None, cfg.data.dataset, cfg.data.params, sizes, judges, cfg.protocol, cfg.max_samples
+        )
+        rows = summaries_to_rows(summaries, cfg.protocol)
+        store.add_results(run_id, rows)
+        store.finish_run(run_id, "finished", message=reason or None, benchmark=bench,
+                         benchmark_version=version, comparable=comparable, bad_samples=bad)
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted", message="interrupted by the user")
+        raise
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    return EvalOutcome(run_id, summaries, comparable, reason, rows)
