@@ -1,0 +1,115 @@
+"""Store: provenance rows, leaderboard semantics, bad URLs, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tzbench.db import Result, Run, Store, StoreError
+from tzbench.db.store import ResultRow
+
+
+def _eval_run(store: Store, model: str, accs: dict[str, float], psnr: float, *, comparable: bool = True,
+              protocol: str = "clean", benchmark: str = "synth", status: str = "finished") -> int:
+    rid = store.start_run(kind="eval", sr_model=model, benchmark=benchmark, protocol=protocol, comparable=comparable)
+    rows = [ResultRow(s, "ppocr", "accuracy", v, n_samples=100) for s, v in accs.items()]
+    rows.append(ResultRow("all", "-", "psnr", psnr, n_samples=300))
+    store.add_results(rid, rows)
+    store.finish_run(rid, status)
+    return rid
+
+
+def test_leaderboard_best_run_per_model_columns_from_that_run(db_url: str) -> None:
+    s = Store(db_url)
+    a1 = _eval_run(s, "srcnn", {"hard": 0.30, "all": 0.50}, 21.0)
+    a2 = _eval_run(s, "srcnn", {"hard": 0.40, "all": 0.45}, 22.0)
+    b = _eval_run(s, "tsrn", {"hard": 0.35, "all": 0.60}, 20.0)
+    _eval_run(s, "rdn", {"hard": 0.90, "all": 0.90}, 30.0, comparable=False)
+    _eval_run(s, "vdsr", {"hard": 0.95, "all": 0.95}, 30.0, protocol="legacy")
+    _eval_run(s, "edsr", {"hard": 0.99, "all": 0.99}, 30.0, status="failed")
+
+    overall = s.leaderboard("synth", "all")
+    assert [(r.sr_model, r.run_id) for r in overall] == [("tsrn", b), ("srcnn", a1)]
+    assert overall[1].values == {"acc_hard": 0.30, "acc_all": 0.50, "psnr": 21.0}  # all from run a1
+
+    hard = s.leaderboard("synth", "hard")
+    assert [(r.sr_model, r.run_id) for r in hard] == [("srcnn", a2), ("tsrn", b)]
+    assert hard[0].values["acc_all"] == 0.45
+
+    assert [r.sr_model for r in s.leaderboard("synth", "all", protocol="legacy")] == ["vdsr"]
+    assert "rdn" in [r.sr_model for r in s.leaderboard("synth", "all", include_incomparable=True)]
+    assert [r.sr_model for r in s.leaderboard("synth", metric="psnr")] == ["srcnn", "tsrn"]
+
+
+def test_results_unique_and_replace(db_url: str) -> None:
+    s = Store(db_url)
+    rid = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")
+    s.add_results(rid, [ResultRow("val", "-", "psnr", 20.0, step=100)])
+    s.add_results(rid, [ResultRow("val", "-", "psnr", 21.0, step=100)])  # e.g. a resumed run re-validating
+    rows = s.results(rid, step=None)
+    assert [(r.step, r.value) for r in rows] == [(100, 21.0)]
+
+
+def test_delete_run_removes_results(db_url: str) -> None:
+    s = Store(db_url)
+    rid = _eval_run(s, "srcnn", {"all": 0.5}, 20.0)
+    s.delete_run(rid)
+    assert s.count(Run) == 0 and s.count(Result) == 0
+    with pytest.raises(StoreError, match=f"no run with id {rid}"):
+        s.get_run(rid)
+
+
+def test_wal_mode(db_url: str) -> None:
+    s = Store(db_url)
+    with s.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_unwritable_and_bad_urls(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    with pytest.raises(StoreError, match="not a database URL"):
+        Store("not a url")
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        with pytest.raises(StoreError, match="not writable"):
+            Store(f"sqlite:///{ro / 'x.db'}")
+
+
+def test_dead_running_run_is_reaped(db_url: str) -> None:
+    s = Store(db_url)
+    proc = mp.get_context("spawn").Process(target=os.getpid)
+    proc.start()
+    proc.join()
+    rid = s.start_run(kind="train", sr_model="srcnn", benchmark="synth", pid=proc.pid)
+    alive = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")  # this process
+    assert s.reap_dead_runs() == [rid]
+    assert s.get_run(rid).status == "failed" and s.get_run(alive).status == "running"
+
+
+def _writer(url: str, worker: int, n_runs: int) -> None:
+    s = Store(url)
+    for i in range(n_runs):
+        rid = s.start_run(kind="eval", sr_model=f"m{worker}", benchmark="synth", comparable=True)
+        s.add_results(rid, [ResultRow(sub, "ppocr", "accuracy", i / 10, n_samples=1) for sub in ("easy", "medium", "hard")])
+        s.finish_run(rid)
+
+
+def test_eight_concurrent_writers_lose_nothing(db_url: str) -> None:
+    Store(db_url)  # create the schema once, as the CLI would have
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(db_url, w, 10)) for w in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    s = Store(db_url)
+    assert s.count(Run) == 80 and s.count(Result) == 240
+    assert all(r.status == "finished" for r in s.list_runs(limit=100))
