@@ -22,7 +22,7 @@ from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
 
 __all__ = ["build_app", "main"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

@@ -146,8 +146,8 @@ def evaluate(
             f"{cfg.model.name} is trainable: pass --checkpoint (a tzbench .safetensors checkpoint); "
             f"untrained weights would not be a meaningful result"
         )
-    provider, data_params = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
-    judges = build_judges(catalog, cfg.judges, device)
+    judges = build_judges(catalog, cfg.judges, device)  # before the data: a missing weights file fails fast
+    provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
     prov = provenance(device)
     run_id = store.start_run(
         kind="eval",

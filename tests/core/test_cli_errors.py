@@ -1,0 +1,74 @@
+"""CLI: listing, plugins, and clear errors for bad input (exit code 2, one line naming the problem)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tzbench.cli import main
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_list_and_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["list", "sr-models", "--format", "csv"], capsys)
+    assert code == 0
+    assert "srcnn,baselines,20099," in out.replace('"', "").replace("20,099", "20099")
+    code, out, _ = run(["list", "recognizers", "--format", "csv"], capsys)
+    assert code == 0 and "ppocr" in out
+    code, out, _ = run(["plugins"], capsys)
+    assert code == 0 and "baselines" in out
+
+
+def test_unknown_model_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "srcnnn", "--print-config"], capsys)
+    assert code == 2 and "unknown sr model 'srcnnn'" in err and "srcnn" in err
+
+
+def test_bad_set_path(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "srcnn", "--set", "optim.lrr=1", "--print-config"], capsys)
+    assert code == 2 and "optim has no field 'lrr'" in err
+
+
+def test_bad_model_param_names_field(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "srcnn", "--set", "model.params.nosuch=1", "--print-config"], capsys)
+    assert code == 2 and "srcnn.nosuch" in err
+
+
+def test_print_config_shows_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["train", "srcnn", "--set", "optim.lr=0.0005", "--steps", "3", "--print-config"], capsys)
+    assert code == 0 and '"lr": 0.0005' in out and '"steps": 3' in out
+
+
+def test_unwritable_db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["runs", "list", "--db", f"sqlite:///{tmp_path / 'nope' / 'x.db'}"], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_unknown_list_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["list", "widgets"], capsys)
+    assert code == 2 and "unknown component kind 'widgets'" in err
+
+
+def test_eval_trainable_without_checkpoint(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["eval", "srcnn", "--db", db_url], capsys)
+    assert code == 2 and "--checkpoint" in err
+
+
+def test_judge_without_weights_says_where(db_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(["eval", "bicubic", "--judge", "crnn", "--db", db_url, "--max-samples", "2"], capsys)
+    assert code == 2 and "crnn.pth" in err and "tzbench weights add crnn" in err
+
+
+def test_runs_show_missing(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["runs", "show", "42", "--db", db_url], capsys)
+    assert code == 2 and "no run with id 42" in err
