@@ -431,7 +431,8 @@ class ASTER(nn.Module):
 
         Training mode needs targets and returns ``loss_rec`` and ``logits`` (teacher forced).
         Eval mode returns ``pred_rec`` (B,L) (top beam), ``pred_rec_score`` (ones, as the
-        official code), ``beam_scores`` (B,K), ``ctrl_points``, ``rectified`` and
+        official code), the beam-search internals ``all_beams`` (B,K,L), ``beam_scores``
+        (B,K) and ``beam_lengths`` (B,K), ``ctrl_points``, ``rectified`` and
         ``encoder_feats``; with targets, also the teacher-forced ``logits`` and ``loss_rec``
         (the official eval path always computes them, from placeholder targets).
         """
@@ -445,7 +446,9 @@ class ASTER(nn.Module):
             result = self.decoder.beam_search_full(feats, self.beam_width, self.eos)
             out["pred_rec"] = result.beams[:, 0]
             out["pred_rec_score"] = torch.ones_like(out["pred_rec"])
+            out["all_beams"] = result.beams
             out["beam_scores"] = result.scores
+            out["beam_lengths"] = result.lengths
             out["ctrl_points"] = ctrl_points
             out["rectified"] = rectified
             out["encoder_feats"] = feats
