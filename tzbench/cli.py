@@ -317,6 +317,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             console.print(f"no weights in {tzbench_home() / 'weights'}")
         _emit(rows, ["component", "file", "sha256", "bytes"], OutFormat.table, title="weights")
 
+    from tzbench.report.commands import add_report_commands
+
+    add_report_commands(app)
     if pm is not None:
         pm.hook.register_commands(app=app)
     return app
