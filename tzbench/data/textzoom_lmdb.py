@@ -75,11 +75,45 @@ def is_lmdb_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "data.mdb").is_file()
 
 
+_ENV_LOCK = threading.Lock()
+# py-lmdb refuses to open one environment twice in a process, so readers of the same folder
+# share one handle (reference-counted). A forked DataLoader worker inherits the handle and
+# keeps using it: safe here because it is read-only with lock=False (no reader table), the
+# same way the official loader uses its environment in workers.
+_ENVS: dict[str, tuple[lmdb.Environment, int]] = {}
+
+
+def _acquire_env(path: Path) -> lmdb.Environment:
+    key = str(path.resolve())
+    with _ENV_LOCK:
+        entry = _ENVS.get(key)
+        if entry is None:
+            # readahead off: random access over a file larger than the page cache.
+            env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+            _ENVS[key] = (env, 1)
+            return env
+        _ENVS[key] = (entry[0], entry[1] + 1)
+        return entry[0]
+
+
+def _release_env(path: Path) -> None:
+    key = str(path.resolve())
+    with _ENV_LOCK:
+        entry = _ENVS.get(key)
+        if entry is None:
+            return
+        if entry[1] <= 1:
+            del _ENVS[key]
+            entry[0].close()
+        else:
+            _ENVS[key] = (entry[0], entry[1] - 1)
+
+
 class LmdbReader:
     """Read-only access to one LMDB directory; safe across threads and forked workers.
 
-    The environment is opened lazily and re-opened in a child process (LMDB handles must not
-    cross ``fork``); pickling drops it, so the reader also works with spawned workers.
+    The environment is opened lazily and shared by every reader of the same folder in the
+    process; pickling drops it, so the reader also works with spawned workers.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -87,7 +121,6 @@ class LmdbReader:
         if not is_lmdb_dir(self.path):
             raise DatasetError(f"not an LMDB directory (no data.mdb): {self.path}")
         self._env: lmdb.Environment | None = None
-        self._pid = -1
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, object]:
@@ -95,27 +128,23 @@ class LmdbReader:
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.path = Path(state["path"])  # type: ignore[arg-type]
-        self._env, self._pid, self._lock = None, -1, threading.Lock()
+        self._env, self._lock = None, threading.Lock()
 
     @property
     def env(self) -> lmdb.Environment:
-        """The open environment of this process."""
-        if self._env is None or self._pid != os.getpid():
+        """The open (shared) environment."""
+        if self._env is None:
             with self._lock:
-                if self._env is None or self._pid != os.getpid():
-                    # lock=False: read-only use, no writer; readahead off suits random access.
-                    self._env = lmdb.open(
-                        str(self.path), readonly=True, lock=False, readahead=False,
-                        meminit=False, max_readers=512,
-                    )
-                    self._pid = os.getpid()
+                if self._env is None:
+                    self._env = _acquire_env(self.path)
         return self._env
 
     def close(self) -> None:
-        """Close the environment (it re-opens on the next access)."""
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env = None
+        """Release the environment (closed when its last reader releases it; re-opens on use)."""
+        with self._lock:
+            if self._env is not None:
+                self._env = None
+                _release_env(self.path)
 
     def __enter__(self) -> LmdbReader:
         return self
