@@ -110,3 +110,12 @@ def test_rgb_model_rejects_mask_input_clearly() -> None:
     model = _create(SPECS["srcnn"])
     with pytest.raises(ValueError, match=r"srcnn expects a \(B, 3, H, W\) batch"):
         model(torch.rand(1, 4, 16, 64))
+
+
+def test_plugin_module_does_not_import_torch() -> None:
+    """`tzbench list` must stay cheap: registering the baselines imports no model code."""
+    import subprocess
+    import sys
+
+    code = "import sys, tzbench_baselines.plugin; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
