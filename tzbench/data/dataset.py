@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tzbench.data.errors import BadSample, DatasetError, OnBadSample, SampleError
-from tzbench.data.images import HR_SIZE, LR_SIZE, collate, mask_from_rgb
+from tzbench.data.images import HR_SIZE, LR_SIZE, collate, mask_from_rgb, to_float01
 
 __all__ = [
     "RawPair",
@@ -343,10 +343,11 @@ class PairDataset(PairDatasetBase):
     def _batch(self, idx: torch.Tensor) -> dict[str, Any]:
         if self._hr is None or self._lr is None:
             return super()._batch(idx)
+        sel = idx.numpy()
         return {
-            "lr": self._lr.index_select(0, idx).float().div_(255),
-            "hr": self._hr.index_select(0, idx).float().div_(255),
-            "label": [self.labels[j] for j in idx.tolist()],
+            "lr": to_float01(np.take(self._lr.numpy(), sel, axis=0)),
+            "hr": to_float01(np.take(self._hr.numpy(), sel, axis=0)),
+            "label": [self.labels[j] for j in sel.tolist()],
             "index": idx.to(torch.int64),
         }
 
