@@ -81,6 +81,7 @@ class TrainConfig(_Strict):
     device: str = "auto"
     out_dir: str = "runs"
     deterministic: bool = False
+    tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
 
 
 class EvalConfig(_Strict):
@@ -94,6 +95,7 @@ class EvalConfig(_Strict):
     max_samples: int | None = Field(default=None, ge=1)
     seed: int = 0
     device: str = "auto"
+    tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
 
 
 def _parse_value(raw: str) -> Any:

@@ -1,0 +1,208 @@
+"""``tzbench reproduce``: the paper's experiments as sequences of ordinary tzbench runs.
+
+Every experiment is a list of (train config, eval config) pairs built from registry.yaml's
+recipes and a *budget*; each one goes through the same runner as ``tzbench train``/``eval``, so
+its results land in the store like any other run and the report reads them back from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tzbench.catalog import Catalog
+from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from tzbench.db.store import Store
+from tzbench.home import find_weights
+from tzbench.registry import Registry, load_registry
+
+__all__ = ["Budget", "BUDGETS", "Job", "EXPERIMENTS", "plan", "available_judges", "run_plan"]
+
+Experiment = Literal["table4", "table3", "syn-vs-real"]
+
+
+class Budget(BaseModel):
+    """How much compute one model gets: training steps and data sizes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int | None = Field(description="training steps; None: epochs * len(train) / batch")
+    epochs: int | None = None
+    batch_size: int
+    val_every: int
+    val_max_samples: int
+    data: dict[str, Any] = Field(default_factory=dict, description="dataset params per benchmark")
+    note: str = ""
+
+
+BUDGETS: dict[str, Budget] = {
+    # Minutes in CI: proves the whole pipeline, not the models.
+    "smoke": Budget(steps=4, batch_size=8, val_every=2, val_max_samples=16,
+                    data={"synth": {"n_train": 64, "n_test": 16}, "wild": {"max_samples": 96},
+                          "textzoom": {"max_samples": 64}},
+                    note="pipeline check; numbers are meaningless"),
+    # One 2-core CPU, under 2 hours for table4 on wild/synth.
+    "small": Budget(steps=300, batch_size=16, val_every=100, val_max_samples=128,
+                    data={"synth": {}, "wild": {}, "textzoom": {}},
+                    note="300 steps x 16 pairs per model on CPU: far from convergence"),
+    # The paper's recipe (TextZoom code: 500 epochs, batch 48, Adam 1e-3 / beta1 0.5). For GPUs.
+    "paper": Budget(steps=None, epochs=500, batch_size=48, val_every=1000, val_max_samples=100_000,
+                    data={"synth": {}, "wild": {}, "textzoom": {}},
+                    note="the paper's 500-epoch recipe; needs a GPU"),
+}
+
+TABLE3_ROWS = ("srresnet", "tsrn_srb", "tsrn_srb_align", "tsrn")
+
+
+@dataclass
+class Job:
+    """One model's train + eval in an experiment."""
+
+    label: str
+    model: str
+    train: TrainConfig | None
+    eval: EvalConfig
+    notes: list[str] = field(default_factory=list)
+
+
+def available_judges(catalog: Catalog, registry: Registry) -> list[str]:
+    """Registered judges that can run here: no weights needed, or their weights are present."""
+    out = []
+    for name in registry.judges:
+        if name not in catalog.names("recognizers"):
+            continue
+        spec = catalog.spec("recognizers", name)
+        if not spec.needs_weights or any(find_weights(name, w.filename) for w in spec.weights):
+            out.append(name)
+    return out
+
+
+def _loss_for(model: str, registry: Registry, catalog: Catalog, notes: list[str]) -> ComponentRef | None:
+    recipe = registry.recipe(model)
+    name = recipe.get("loss")
+    if name is None:
+        return None
+    params: dict[str, Any] = dict(recipe.get("loss_params", {}))
+    if name == "srresnet_loss":
+        from tzbench_losses.vgg19 import default_vgg_weights_path  # only needed for this one loss
+
+        if not default_vgg_weights_path().is_file():
+            # Without VGG weights the perceptual term cannot be computed; say so instead of
+            # silently training a different loss.
+            params["perceptual_weight"] = 0.0
+            notes.append(f"srresnet trained without the perceptual term: no VGG19 weights at {default_vgg_weights_path()}")
+    return ComponentRef(name=name, params=params)
+
+
+def _data(benchmark: str, budget: Budget, extra: dict[str, Any] | None = None) -> DataConfig:
+    params = {**budget.data.get(benchmark, {}), **(extra or {})}
+    return DataConfig(dataset=benchmark, params=params, batch_size=budget.batch_size)
+
+
+def plan(
+    experiment: Experiment,
+    benchmark: str,
+    budget_name: str,
+    catalog: Catalog,
+    judges: list[str] | None = None,
+    registry: Registry | None = None,
+    seed: int = 0,
+    only: list[str] | None = None,
+) -> list[Job]:
+    """The jobs of an experiment (restricted to ``only`` models when given); nothing runs here."""
+    registry = registry or load_registry()
+    if budget_name not in BUDGETS:
+        raise ConfigError(f"unknown budget {budget_name!r}; expected one of {', '.join(BUDGETS)}")
+    if benchmark not in registry.benchmarks:
+        raise ConfigError(f"unknown benchmark {benchmark!r}; registry.yaml has {', '.join(registry.benchmarks)}")
+    budget = BUDGETS[budget_name]
+    dataset = registry.benchmarks[benchmark].dataset
+    judges = judges or available_judges(catalog, registry)
+    if experiment == "table4":
+        models = [*registry.baselines, "tsrn"]
+    elif experiment == "table3":
+        models = list(TABLE3_ROWS)
+    elif experiment == "syn-vs-real":
+        models = ["tsrn"]
+    else:
+        raise ConfigError(f"unknown experiment {experiment!r}; expected table4, table3 or syn-vs-real")
+    if only:
+        unknown = sorted(set(only) - set(models))
+        if unknown:
+            raise ConfigError(f"--only {', '.join(unknown)}: not part of {experiment} ({', '.join(models)})")
+        models = [m for m in models if m in only]
+    for m in models:
+        catalog.entry("sr-models", m)  # unknown models fail before anything runs
+
+    jobs: list[Job] = []
+    variants: list[tuple[str, dict[str, Any]]] = [("", {})]
+    if experiment == "syn-vs-real":
+        lr_field = "lr_source"
+        fields = catalog.spec("datasets", dataset).params.model_fields
+        if lr_field not in fields:
+            raise ConfigError(f"dataset {dataset!r} has no lr_source param: syn-vs-real needs it")
+        variants = [("real-lr", {}), ("bicubic-lr", {lr_field: "bicubic"})]
+    for m in models:
+        for suffix, train_extra in variants:
+            notes: list[str] = []
+            label = f"{m}:{suffix}" if suffix else m
+            tags = {"experiment": experiment, "budget": budget_name, "label": label}
+            spec = catalog.spec("sr-models", m)
+            eval_data = _data(dataset, budget)
+            train_cfg = None
+            if spec.trainable:
+                steps = budget.steps if budget.steps is not None else 0
+                train_cfg = TrainConfig(
+                    model=ComponentRef(name=m),
+                    loss=_loss_for(m, registry, catalog, notes),
+                    data=_data(dataset, budget, train_extra),
+                    optim=OptimConfig(lr=registry.recipe(m).get("lr", 1e-3),
+                                      betas=tuple(registry.recipe(m).get("betas", (0.5, 0.999)))),
+                    steps=steps,
+                    val_every=budget.val_every,
+                    val_max_samples=budget.val_max_samples,
+                    checkpoint_every=max(budget.val_every, 1),
+                    judges=judges,
+                    eval_after=False,
+                    seed=seed,
+                    out_dir="runs",
+                    tags=tags,
+                )
+            eval_cfg = EvalConfig(model=ComponentRef(name=m), data=eval_data, judges=judges, seed=seed, tags=tags)
+            jobs.append(Job(label, m, train_cfg, eval_cfg, notes))
+    return jobs
+
+
+def run_plan(
+    jobs: list[Job],
+    store: Store,
+    catalog: Catalog,
+    epochs_to_steps: Callable[[TrainConfig], int] | None = None,
+    progress: bool = True,
+    on_done: Callable[[Job, int], None] | None = None,
+) -> list[int]:
+    """Train and evaluate each job in order; returns the eval run ids."""
+    from tzbench.runner.evaluate import evaluate
+    from tzbench.runner.train import train
+
+    eval_ids: list[int] = []
+    for job in jobs:
+        ecfg = job.eval
+        parent = None
+        if job.train is not None:
+            tcfg = job.train
+            if tcfg.steps == 0 and epochs_to_steps is not None:
+                tcfg = tcfg.model_copy(update={"steps": epochs_to_steps(tcfg)})
+            outcome = train(tcfg, store, catalog, progress=progress)
+            if job.notes:
+                store.update_run(outcome.run_id, message="; ".join(job.notes))
+            ecfg = ecfg.model_copy(update={"checkpoint": str(outcome.best_checkpoint)})
+            parent = outcome.run_id
+        result = evaluate(ecfg, store, catalog, parent_id=parent, progress=progress)
+        eval_ids.append(result.run_id)
+        if on_done is not None:
+            on_done(job, result.run_id)
+    return eval_ids
