@@ -54,6 +54,24 @@ def test_params_reject_unknown_fields() -> None:
         SPECS["srcnn"].params(STN=True)  # the official spelling is not a tzbench param
 
 
+# Backward through the full 23-RRDB / 32-block models takes from seconds to over a minute on a
+# loaded 2-core machine. The default run checks their backward on the same blocks at reduced
+# depth (the code path is identical); the full-depth backward is a slow test.
+HEAVY_REDUCED = {"rrdb": {"num_blocks": 2}, "edsr": {"num_blocks": 2}}
+
+
+def _check_backward(name: str, model: nn.Module, out: torch.Tensor) -> None:
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    out.square().mean().backward()
+    skip = UNUSED_AT_X2.get(name, ())
+    for n, p in params:
+        if n.startswith(skip):
+            assert p.grad is None, n
+        else:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), n
+    assert any(p.grad.abs().sum() > 0 for n, p in params if p.grad is not None)
+
+
 @pytest.mark.parametrize("name", list(DEFAULT_LOSSES))
 def test_sr_model_contract(name: str) -> None:
     torch.manual_seed(0)
@@ -63,27 +81,36 @@ def test_sr_model_contract(name: str) -> None:
     x = torch.rand(2, c, 16, 64)
 
     model.train()
-    out = model(x)
+    with torch.set_grad_enabled(name not in HEAVY_REDUCED):
+        out = model(x)
     assert out.shape == (2, c, 32, 128)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
-
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if spec.trainable:
-        out.square().mean().backward()
-        skip = UNUSED_AT_X2.get(name, ())
-        for n, p in params:
-            if n.startswith(skip):
-                assert p.grad is None, n
-            else:
-                assert p.grad is not None and torch.isfinite(p.grad).all(), n
-        assert any(p.grad.abs().sum() > 0 for n, p in params if p.grad is not None)
-    else:
-        assert params == []
+    if not spec.trainable:
+        assert [p for p in model.parameters() if p.requires_grad] == []
+    elif name not in HEAVY_REDUCED:
+        _check_backward(name, model, out)
 
     model.eval()
     with torch.no_grad():
         first, second = model(x), model(x)
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("name", list(HEAVY_REDUCED))
+def test_heavy_model_backward_reduced_depth(name: str) -> None:
+    torch.manual_seed(0)
+    model = _create(SPECS[name], **HEAVY_REDUCED[name]).train()
+    out = model(torch.rand(2, 3, 16, 64))
+    assert out.shape == (2, 3, 32, 128)
+    _check_backward(name, model, out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(HEAVY_REDUCED))
+def test_heavy_model_backward_full_depth(name: str) -> None:
+    torch.manual_seed(0)
+    model = _create(SPECS[name]).train()
+    _check_backward(name, model, model(torch.rand(2, 3, 16, 64)))
 
 
 def test_bicubic_handles_mask_channel_and_clamps() -> None:
