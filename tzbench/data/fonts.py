@@ -31,7 +31,7 @@ FONT_DIRS: tuple[str, ...] = (
 
 # Fonts that cannot render plain Latin words (symbols, maths, emoji, icon fonts).
 _EXCLUDE = ("*math*", "*symbol*", "*emoji*", "*dingbat*", "*awesome*", "*icons*", "*braille*",
-            "*-extralight*", "*noto*cjk*", "*wingding*")
+            "*noto*cjk*", "*wingding*")
 
 
 def _search_dirs() -> list[Path]:

@@ -44,7 +44,7 @@ __all__ = [
     "synth_pair",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same seed would produce different pixels (invalidates disk caches)."""
 
 SPLIT_CODES = {"train": 1, "test": 2}
@@ -140,15 +140,15 @@ def _hsv(rng: np.random.Generator, sat_pow: float) -> np.ndarray:
     return np.asarray(rgb, dtype=np.int64)
 
 
-def _colors(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Background and text colours with a luminance contrast of at least 60 (often much more)."""
+def _colors(rng: np.random.Generator, min_contrast: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Background and text colours at least ``min_contrast`` apart in luminance."""
     for _ in range(50):
         bg = _hsv(rng, 1.8)
         if rng.uniform() < 0.5:  # many signs use near black/white text
             fg = np.clip(np.full(3, 255 if _luma(bg) < 128 else 0) + rng.integers(-30, 31, 3), 0, 255)
         else:
             fg = _hsv(rng, 1.0)
-        if abs(_luma(bg) - _luma(fg)) >= 60:
+        if abs(_luma(bg) - _luma(fg)) >= min_contrast:
             return tuple(int(v) for v in bg), tuple(int(v) for v in fg)
     return (235, 235, 235), (20, 20, 20)
 
@@ -174,16 +174,55 @@ def _background(size: tuple[int, int], bg: tuple[int, ...], rng: np.random.Gener
     return Image.fromarray(np.clip(np.rint(base), 0, 255).astype(np.uint8), "RGB")
 
 
+def _clutter(draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+             text_box: tuple[int, int, int, int], frame: tuple[int, int, int], rng: np.random.Generator) -> None:
+    """Things real word crops catch: cut-off letters of neighbouring lines, borders, rules."""
+    ox, oy, tw, th = text_box
+    m, w, h = frame
+    r = rng.uniform()
+    if r < 0.2:
+        # Part of the line above or below, cut by the crop edge.
+        other = "".join(string.ascii_letters[int(i)] for i in rng.integers(0, 52, 12))
+        gap = float(rng.uniform(0.05, 0.3)) * th
+        dy = -(th + gap) if rng.uniform() < 0.5 else th + gap
+        draw.text((ox - int(rng.uniform(0, tw / 2)), oy + int(dy)), other, font=font, fill=255)
+    elif r < 0.32:
+        # A border or rule line near one edge.
+        width = int(rng.integers(1, 4))
+        if rng.uniform() < 0.5:
+            y = m + (int(rng.integers(0, 3)) if rng.uniform() < 0.5 else h - 1 - int(rng.integers(0, 3)))
+            draw.line([(m, y), (m + w, y)], fill=255, width=width)
+        else:
+            x = m + (int(rng.integers(0, 3)) if rng.uniform() < 0.5 else w - 1 - int(rng.integers(0, 3)))
+            draw.line([(x, m), (x, m + h)], fill=255, width=width)
+
+
+def _shading(canvas: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Uneven light over text and background alike: a gradient, soft shadows, a highlight."""
+    w, h = canvas.size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    gain = 1 + float(rng.uniform(-0.35, 0.35)) * (np.cos(ang) * (xx / w - 0.5) + np.sin(ang) * (yy / h - 0.5)) * 2
+    low = rng.normal(0, rng.uniform(0.03, 0.15), (3, 5)).astype(np.float32)
+    gain = gain * (1 + np.asarray(Image.fromarray(low, "F").resize((w, h), Image.BICUBIC)))
+    img = np.asarray(canvas, np.float32) * gain[..., None]
+    if rng.uniform() < 0.15:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        rad = rng.uniform(0.15, 0.5) * w
+        img += float(rng.uniform(40, 140)) * np.exp(-((xx - cx) ** 2 + ((yy - cy) * 2) ** 2) / (2 * rad**2))[..., None]
+    return Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
+
+
 def render_text(text: str, font_path: str | None, rng: np.random.Generator) -> Image.Image:
     """A tight word crop (RGB, about 40 px high) of ``text``; layout drawn from ``rng``."""
     size = int(rng.integers(30, 44))
     font = _font(font_path, size)
     stroke = int(rng.integers(1, 3)) if rng.uniform() < 0.15 else 0
-    bg, fg = _colors(rng)
+    bg, fg = _colors(rng, float(rng.uniform(45, 100)))
     x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
     tw, th = max(1, x1 - x0), max(1, y1 - y0)
     ref = size * 0.75  # nominal glyph height, so padding does not depend on ascenders
-    pad_x = int(rng.uniform(0.04, 0.35) * ref)
+    pad_x = int(rng.uniform(-0.05, 0.35) * ref)  # < 0: the box clips the end letters, as detectors do
     pad_top = int(rng.uniform(0.03, 0.3) * ref)
     pad_bot = int(rng.uniform(0.03, 0.3) * ref)
     # Very short words would be stretched absurdly by the 4:1 resize; widen some crops.
@@ -196,6 +235,7 @@ def render_text(text: str, font_path: str | None, rng: np.random.Generator) -> I
     ox, oy = m + (w - tw) // 2 - x0, m + pad_top - y0
     draw = ImageDraw.Draw(alpha)
     draw.text((ox, oy), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    _clutter(draw, font, (ox, oy, tw, th), (m, w, h), rng)
     shadow = None
     if rng.uniform() < 0.15:
         d = int(rng.integers(1, 4))
@@ -236,6 +276,8 @@ def render_text(text: str, font_path: str | None, rng: np.random.Generator) -> I
         canvas.paste(fg_img, (0, 0), warp(inner))
     else:
         canvas.paste(fg_img, (0, 0), alpha)
+    if rng.uniform() < 0.6:
+        canvas = _shading(canvas, rng)
     # Real HR crops are photographs, never perfectly sharp.
     soft = float(rng.uniform(0.0, 0.8))
     if soft > 0.15:
@@ -253,7 +295,7 @@ def synth_pair(
     scene = render_text(text, font, rng)
     hr = np.asarray(resize_bicubic(scene, HR_SIZE), dtype=np.uint8)
     level = subset if split == "test" else None
-    params = sample_degradation(level_strength(level, rng), rng)
+    params = sample_degradation(level_strength(level, rng), rng, profile="render")
     lr = degrade(hr, params, rng)
     return hr, lr, text
 
