@@ -17,7 +17,7 @@ from rich.table import Table
 
 from tzbench.catalog import KINDS, Catalog, CatalogError
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
-from tzbench.db.store import Store, StoreError
+from tzbench.db.store import Store, StoreError, resolve_db_url
 from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
 
 __all__ = ["build_app", "main"]
@@ -37,6 +37,12 @@ class Metric(str, Enum):
     accuracy = "accuracy"
     psnr = "psnr"
     ssim = "ssim"
+
+
+class AmpOpt(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    off = "off"
 
 
 class Subset(str, Enum):
@@ -110,7 +116,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                 console.print(f"[yellow]warning:[/] plugin {f.name!r} ({f.module}) failed to load and was skipped: {f.error}")
             return Catalog(state["pm"])
 
-        ctx.obj = {"catalog_factory": factory}
+        ctx.obj = {"catalog_factory": factory, "disabled": list(disable_plugin or [])}
 
     # ---------------------------------------------------------------- train / eval
     @app.command()
@@ -121,20 +127,42 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         set_: SetOpt = None,
         data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
         steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
-        resume: Annotated[Optional[str], typer.Option(help="run id or last.safetensors to resume")] = None,
+        resume: Annotated[Optional[str], typer.Option(
+            help="continue a run: its id, its folder or its last.safetensors (config comes from the checkpoint; "
+                 "--set may change steps, val/checkpoint cadence, judges, device)")] = None,
+        nproc: Annotated[int, typer.Option("--nproc", min=1,
+                                           help="data-parallel processes on this machine (starts torchrun)")] = 1,
+        amp: Annotated[Optional[AmpOpt], typer.Option("--amp", help="mixed precision: bf16 (CUDA or CPU), "
+                                                      "fp16 (CUDA), off")] = None,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA only)")] = False,
         print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
         db: DbOpt = None,
         no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     ) -> None:
-        """Train an SR model and record the run (then evaluate its best checkpoint)."""
+        """Train an SR model and record the run (then evaluate its best checkpoint).
+
+        Ctrl-C stops at the end of the current step, writes a checkpoint and marks the run
+        interrupted (exit code 130); continue it with --resume RUN_ID.
+        """
+        from tzbench.runner.distributed import env_world, torchrun_command
+        from tzbench.runner.train import resume_config
         from tzbench.runner.train import train as run_train
 
-        base: dict[str, Any] = {"model": {"name": model}}
+        main_rank = env_world().is_main
         sets = list(set_ or [])
         if data:
             sets.insert(0, f"data.dataset={data}")
         if steps is not None:
             sets.insert(0, f"steps={steps}")
+        store: Store | None = None
+        if resume is not None:
+            # The resumed run continues with its own config; --set changes what may change.
+            store = _store(db) if main_rank else Store(db)
+            base: dict[str, Any] = resume_config(resume, store)
+            if base.get("model", {}).get("name") != model:
+                raise ConfigError(f"--resume {resume} is a run of {base.get('model', {}).get('name')!r}, not of {model!r}")
+        else:
+            base = {"model": {"name": model}}
         cfg = load_config(TrainConfig, base, config, sets)
         if cfg.model.name != model:
             raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")
@@ -143,11 +171,46 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         if print_config:
             out.print_json(cfg.model_dump_json())
             return
-        store = _store(db)
-        result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress)
-        out.print(f"run {result.run_id} {result.status}: best checkpoint {result.best_checkpoint}")
+        if nproc > 1:
+            if env_world().enabled:
+                raise ConfigError("--nproc starts torchrun itself; do not combine it with a torchrun launch")
+            args = [a for name in ctx.obj.get("disabled", []) for a in ("--disable-plugin", name)]
+            args += ["train", model]
+            if config is not None:
+                args += ["--config", str(config)]
+            for item in set_ or []:
+                args += ["--set", item]
+            if data:
+                args += ["--data", data]
+            if steps is not None:
+                args += ["--steps", str(steps)]
+            if resume is not None:
+                # Resolved here: the workers other than rank 0 never read the database.
+                from tzbench.runner.train import resolve_resume
+
+                args += ["--resume", str(resolve_resume(resume, store or _store(db)).resolve())]
+            if amp is not None:
+                args += ["--amp", amp.value]
+            if compile_:
+                args += ["--compile"]
+            args += ["--db", resolve_db_url(db)]
+            if no_progress:
+                args += ["--no-progress"]
+            raise typer.Exit(_run_torchrun(torchrun_command(nproc, args)))
+        if main_rank and store is None:
+            store = _store(db)
+        result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress,
+                           amp=amp.value if amp is not None else None, compile=compile_)
+        if not main_rank:
+            return
+        out.print(f"run {result.run_id} {result.status} at step {result.step}: best checkpoint {result.best_checkpoint}")
+        if result.message:
+            console.print(f"[yellow]{result.message}[/]")
         if result.eval_run_id is not None:
+            assert store is not None
             _show_run(store, result.eval_run_id)
+        if result.status == "interrupted":
+            raise typer.Exit(130)
 
     @app.command("eval")
     def eval_(
@@ -290,6 +353,57 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         store.delete_run(run_id)
         out.print(f"deleted run {run_id}")
 
+    # ---------------------------------------------------------------- sr / export
+    @app.command("sr")
+    def sr_(
+        ctx: typer.Context,
+        inputs: Annotated[list[Path], typer.Argument(help="image files or folders of crops (any size)")],
+        model: Annotated[str, typer.Option("--model", help="SR model name")],
+        out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+        checkpoint: Annotated[Optional[Path], typer.Option(
+            help="tzbench .safetensors checkpoint or official .pth (bicubic needs none)")] = None,
+        side_by_side: Annotated[bool, typer.Option("--side-by-side",
+                                                   help="also write <name>_compare.png: LR bicubic-up | SR")] = False,
+        judge: Annotated[Optional[str], typer.Option("--judge", help="recognizer that reads LR-up and SR")] = None,
+        batch_size: Annotated[int, typer.Option(min=1)] = 64,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    ) -> None:
+        """Super-resolve your own text crops: each is resized to the model's 64x16 input (bicubic),
+        super-resolved, and written as a PNG to --out."""
+        from tzbench.runner.context import build_judges, pick_device
+        from tzbench.runner.infer import expand_inputs, load_model, read_crops, save_outputs, super_resolve
+
+        catalog = _catalog(ctx)
+        dev = pick_device(device)
+        loaded = load_model(catalog, model, checkpoint)
+        rec = build_judges(catalog, [judge], dev)[0].recognizer if judge else None
+        paths = expand_inputs(list(inputs))
+        lr = read_crops(paths, loaded.info.in_channels)
+        sr = super_resolve(loaded.module, lr, dev, batch_size)
+        records = save_outputs(paths, lr, sr, out_dir, judge=rec, sheets=side_by_side)
+        cols = ["input", "output"] + (["lr_text", "sr_text"] if judge else []) + (["sheet"] if side_by_side else [])
+        _emit(records, cols, OutFormat.table, title=f"{model} -> {out_dir}")
+
+    export_app = typer.Typer(help="Export trained SR models to other runtimes.", no_args_is_help=True)
+    app.add_typer(export_app, name="export")
+
+    @export_app.command("onnx")
+    def export_onnx_(
+        ctx: typer.Context,
+        model: Annotated[str, typer.Option("--model", help="SR model name")],
+        out_file: Annotated[Path, typer.Option("--out", help="the .onnx file to write")],
+        checkpoint: Annotated[Optional[Path], typer.Option(
+            help="tzbench .safetensors checkpoint or official .pth (bicubic needs none)")] = None,
+        opset: Annotated[int, typer.Option(min=17, help="ONNX opset (17 or newer)")] = 17,
+    ) -> None:
+        """Write an ONNX graph (input lr: batch x C x 16 x 64, dynamic batch) and check it with onnxruntime."""
+        from tzbench.runner.infer import export_onnx, load_model
+
+        loaded = load_model(_catalog(ctx), model, checkpoint)
+        report = export_onnx(loaded.module, loaded.info.in_channels, out_file, opset=opset)
+        out.print(f"wrote {report.path} (opset {report.opset}, input lr: batch x {report.in_channels} x 16 x 64); "
+                  f"onnxruntime matches PyTorch: max |diff| {report.max_abs_diff:.2e} at batch {report.checked_batch}")
+
     # ---------------------------------------------------------------- weights
     weights_app = typer.Typer(help="Official recognizer weights in the tzbench home folder.", no_args_is_help=True)
     app.add_typer(weights_app, name="weights")
@@ -323,6 +437,27 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     if pm is not None:
         pm.hook.register_commands(app=app)
     return app
+
+
+def _run_torchrun(cmd: list[str]) -> int:
+    """Run torchrun in the foreground; returns its exit code.
+
+    Ctrl-C reaches torchrun and its workers from the terminal (same process group), and the
+    workers checkpoint before exiting, so this process must not kill them: it ignores SIGINT
+    while waiting and passes SIGTERM on.
+    """
+    import signal
+    import subprocess
+
+    console.print(f"[dim]{' '.join(cmd)}[/]")
+    proc = subprocess.Popen(cmd)
+    prev_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prev_term = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, prev_int)
+        signal.signal(signal.SIGTERM, prev_term)
 
 
 def _show_run(store: Store, run_id: int, full: bool = False) -> None:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import tzbench
 from tzbench.catalog import Catalog, CatalogError
+from tzbench.data import collate
 from tzbench.home import find_weights, weights_dir
 from tzbench.registry import Registry, load_registry
 from tzbench.weights import sha256_file
@@ -33,6 +34,7 @@ __all__ = [
     "build_dataset",
     "comparability",
     "make_progress",
+    "fetch",
 ]
 
 
@@ -226,3 +228,15 @@ def make_progress(disable: bool = False) -> Progress:
         TimeRemainingColumn(),
         disable=disable or os.environ.get("TZBENCH_NO_PROGRESS") == "1",
     )
+
+
+def fetch(ds: Any, idx: torch.Tensor) -> dict[str, Any]:
+    """One collated batch of ``ds`` at the indices ``idx``.
+
+    tzbench datasets gather a batch from their uint8 cache in one vectorised call
+    (``_batch``); any other map-style dataset is read item by item and collated.
+    """
+    batch_fn = getattr(ds, "_batch", None)
+    if batch_fn is not None:
+        return batch_fn(idx)
+    return collate([ds[int(i)] for i in idx.tolist()])

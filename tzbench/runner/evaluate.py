@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +23,17 @@ from tzbench.runner.context import (
     build_judges,
     build_sr_model,
     comparability,
+    fetch,
     make_progress,
     pick_device,
     provenance,
     seed_everything,
 )
 
-__all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows"]
+__all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows", "PROTOCOLS"]
+
+#: The evaluation protocols (see docs/runs.md).
+PROTOCOLS: tuple[str, ...] = ("clean", "legacy")
 
 
 @dataclass
@@ -42,13 +47,23 @@ class EvalOutcome:
     rows: list[ResultRow] = field(default_factory=list)
 
 
-def _loader(ds: Any, batch_size: int, num_workers: int) -> DataLoader:
+def _batches(ds: Any, n: int, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]]:
+    """The first ``n`` samples of ``ds`` in order, in batches.
+
+    Without workers, batches come straight from the dataset's uint8 cache (one vectorised
+    gather per batch, no per-sample Python); with workers, a DataLoader decodes in parallel.
+    """
+    if num_workers == 0:
+        for start in range(0, n, batch_size):
+            yield fetch(ds, torch.arange(start, min(n, start + batch_size)))
+        return
     from tzbench.data import collate
 
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+    sampler = [list(range(s, min(n, s + batch_size))) for s in range(0, n, batch_size)]
+    yield from DataLoader(ds, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_model(
     model: torch.nn.Module,
     provider: Any,
@@ -65,7 +80,13 @@ def evaluate_model(
     """Run ``model`` over each subset; returns summaries, subset sizes and bad-sample count.
 
     The SR output is computed once per batch and shared by the image metrics and every judge.
+    ``clean``: the SR image is clipped to [0, 1] (as written to disk) before anything reads it;
+    PSNR/SSIM per image. ``legacy``: TextZoom's test loop: the raw SR output goes to the judges
+    and to the per-batch PSNR/SSIM (``MetricAccumulator(keep_legacy=True)``), unclipped.
     """
+    if protocol not in PROTOCOLS:
+        raise RunError(f"unknown protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
+    legacy = protocol == "legacy"
     model.eval().to(device)
     summaries: dict[str, MetricSummary] = {}
     sizes: dict[str, int] = {}
@@ -73,24 +94,25 @@ def evaluate_model(
     with make_progress(disable=not progress) as prog:
         for subset in subsets:
             ds = provider.load(split, subset)
-            if max_samples is not None and len(ds) > max_samples:
-                ds = torch.utils.data.Subset(ds, range(max_samples))
-            sizes[subset] = len(ds)
-            acc = MetricAccumulator(clamp=True, keep_legacy=protocol == "legacy")
-            task = prog.add_task(f"eval {subset}", total=len(ds), info="")
-            for batch in _loader(ds, batch_size, num_workers):
+            n = len(ds) if max_samples is None else min(len(ds), max_samples)
+            sizes[subset] = n
+            acc = MetricAccumulator(clamp=True, keep_legacy=legacy)
+            task = prog.add_task(f"eval {subset}", total=n, info="")
+            for batch in _batches(ds, n, batch_size, num_workers):
                 lr = batch["lr"].to(device, non_blocking=True)
                 hr = batch["hr"].to(device, non_blocking=True)
-                sr = model(lr).float().clamp_(0, 1)
-                acc.update_images(sr[:, :3], hr[:, :3])
+                sr = model(lr).float()
+                if not legacy:
+                    sr = sr.clamp_(0, 1)
+                acc.update_images(sr, hr)
                 rgb = sr[:, :3]
                 for judge in judges:
                     acc.update_text(judge.recognizer.recognize(rgb), batch["label"], judge.name)
-                shown = " ".join(f"{k}={v:.3f}" for k, v in acc.summary().accuracy.items())
-                prog.update(task, advance=lr.shape[0], info=shown)
+                if progress:
+                    shown = " ".join(f"{k}={c / max(1, acc.n_text[k]):.3f}" for k, c in acc.correct.items())
+                    prog.update(task, advance=lr.shape[0], info=shown)
             summaries[subset] = acc.summary()
-            base = getattr(ds, "dataset", ds)
-            bad += len(getattr(base, "bad_samples", []) or [])
+            bad += len(getattr(ds, "bad_samples", []) or [])
     return summaries, sizes, bad
 
 

@@ -1,15 +1,32 @@
-"""Training of SR models: seeded, resumable, recorded step by step in the store."""
+"""Training of SR models: seeded, resumable, data-parallel, recorded step by step in the store.
+
+A run's life in the ``runs`` table: ``running`` -> ``finished`` | ``failed`` | ``interrupted``.
+A process that dies without saying so (SIGKILL, power loss) leaves ``running`` behind, which
+the next command reaps to ``failed`` (the pid is gone). ``--resume RUN_ID`` sets the same row back
+to ``running`` under the new pid and finishes it; results already recorded are re-recorded
+under the same ``(subset, recognizer, metric, step)`` keys, never duplicated.
+
+Exactness of resume: the sample order is a pure function of ``(seed, epoch)``; the training
+state (``last``) holds the weights, the optimizer state, every RNG state, the loss-scaler state,
+the step and the best score, and is committed by one atomic rename. A resumed run therefore
+reproduces the uninterrupted run bit for bit in deterministic mode.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
+import math
+import os
 import signal
+import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from tzbench.catalog import Catalog
@@ -17,21 +34,65 @@ from tzbench.config import EvalConfig, TrainConfig
 from tzbench.data import collate
 from tzbench.db.models import NO_RECOGNIZER
 from tzbench.db.store import ResultRow, Store
-from tzbench.metrics import MetricAccumulator
-from tzbench.runner.checkpoint import checkpoint_paths, read_checkpoint_meta, save_checkpoint
+from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch, ssim_per_image, word_accuracy
+from tzbench.registry import load_registry
+from tzbench.weights import sha256_file
+from tzbench.runner.checkpoint import (
+    TRAINING_STATE,
+    capture_rng,
+    checkpoint_paths,
+    load_training_state,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    read_checkpoint_meta,
+    restore_rng,
+    save_checkpoint,
+)
 from tzbench.runner.context import (
+    Judge,
     RunError,
     build_dataset,
     build_judges,
     build_sr_model,
+    fetch,
     make_progress,
-    pick_device,
     provenance,
     seed_everything,
 )
+from tzbench.runner.distributed import (
+    DistContext,
+    all_gather_object,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    rank_slice,
+    shutdown,
+)
 from tzbench.runner.evaluate import evaluate
+from tzbench.runner.precision import Precision, check_runtime
 
-__all__ = ["TrainOutcome", "train", "epoch_order"]
+__all__ = [
+    "TrainOutcome",
+    "train",
+    "epoch_order",
+    "resolve_resume",
+    "resume_config",
+    "RESUME_MAY_CHANGE",
+    "LEGACY_SELECTION_JUDGE",
+]
+
+log = logging.getLogger("tzbench.runner")
+
+#: Config fields a resumed run may change: none of them alters the weights' trajectory
+#: except the optimizer's lr and grad_clip, which are allowed so that a run stopped by a
+#: non-finite loss can be continued more carefully; every change is recorded in the run.
+RESUME_MAY_CHANGE: frozenset[str] = frozenset({
+    "steps", "checkpoint_every", "val_every", "eval_after", "judges", "device", "out_dir",
+    "data.num_workers", "optim.lr", "optim.grad_clip",
+})
+#: TextZoom selected its checkpoints with ASTER's accuracy on the test subsets.
+LEGACY_SELECTION_JUDGE = "aster"
 
 
 @dataclass
@@ -45,6 +106,8 @@ class TrainOutcome:
     best_score: float | None
     eval_run_id: int | None
     status: str
+    step: int = 0
+    message: str | None = None
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -53,233 +116,546 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def _batches(ds: Any, batch_size: int, seed: int, start_step: int, num_workers: int):
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def _batches(ds: Any, batch_size: int, seed: int, start_step: int, num_workers: int,
+             ctx: DistContext) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(step, this rank's batch)`` from ``start_step`` on, forever (epochs drop the last
+    incomplete global batch, so every step sees full batches on every rank)."""
     n = len(ds)
-    if n < batch_size:
-        raise RunError(f"training set has {n} samples, fewer than batch size {batch_size}")
-    per_epoch = n // batch_size  # drop_last: every step sees a full batch
+    global_bs = batch_size * ctx.world_size
+    if n < global_bs:
+        raise RunError(f"training set has {n} samples, fewer than one global batch of {global_bs} "
+                       f"({ctx.world_size} process(es) x batch size {batch_size})")
+    per_epoch = n // global_bs
     step = start_step
     while True:
         epoch, offset = divmod(step, per_epoch)
-        order = epoch_order(n, seed, epoch)[: per_epoch * batch_size].view(per_epoch, batch_size)
-        sampler = [order[i].tolist() for i in range(offset, per_epoch)]
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate)
+        order = epoch_order(n, seed, epoch)[: per_epoch * global_bs].view(per_epoch, global_bs)
+        mine = [rank_slice(order[i], ctx) for i in range(offset, per_epoch)]
+        if num_workers == 0:
+            for idx in mine:
+                yield step, fetch(ds, idx)
+                step += 1
+            continue
+        # Worker seeds come from this generator, not the global RNG, so that a resumed run
+        # draws the same random numbers as the uninterrupted one.
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        loader = DataLoader(ds, batch_sampler=[i.tolist() for i in mine], num_workers=num_workers,
+                            collate_fn=collate, generator=gen, persistent_workers=False)
         for batch in loader:
             yield step, batch
             step += 1
 
 
-def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"optim.{pid}.{k}"] = v
-            else:
-                scalars[f"{pid}.{k}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+# ---------------------------------------------------------------------------------------------
+# validation and selection
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        _, pid, name = key.split(".", 2)
-        state.setdefault(int(pid), {})[name] = v
-    for key, v in meta["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+@dataclass
+class Selection:
+    """How a run picks its best checkpoint under its protocol."""
+
+    protocol: str
+    judge: Judge | None
+    sets: dict[str, Any]  # result subset name -> dataset
+    limit: int
+    metric: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metric = "accuracy" if self.judge is not None else "psnr"
+
+    @property
+    def legacy(self) -> bool:
+        """TextZoom's protocol: unclamped SR, per-batch PSNR/SSIM, the 'val' accuracy rule."""
+        return self.protocol == "legacy"
+
+    def describe(self) -> dict[str, Any]:
+        """What the checkpoints record about the selection."""
+        return {"protocol": self.protocol, "metric": self.metric, "sets": list(self.sets),
+                "recognizer": self.judge.name if self.judge else NO_RECOGNIZER,
+                "aggregate": "mean over sets" if len(self.sets) > 1 else "single set"}
 
 
-def _validate(model, val_ds, judge, device, batch_size) -> dict[str, float]:
-    model.eval()
-    acc = MetricAccumulator(clamp=True, keep_legacy=False)
-    with torch.no_grad():
-        for batch in DataLoader(val_ds, batch_size=batch_size, shuffle=False, collate_fn=collate):
-            sr = model(batch["lr"].to(device)).float().clamp_(0, 1)
-            acc.update_images(sr[:, :3], batch["hr"][:, :3].to(device))
-            if judge is not None:
-                acc.update_text(judge.recognizer.recognize(sr[:, :3]), batch["label"], judge.name)
-    model.train()
-    s = acc.summary()
-    out = {"psnr": s.psnr, "ssim": s.ssim, "n": float(s.n_images)}
-    if judge is not None:
-        out["accuracy"] = s.accuracy[judge.name]
+def _selection(cfg: TrainConfig, provider: Any, catalog: Catalog, device: torch.device) -> Selection:
+    name = cfg.selection_judge
+    if cfg.protocol == "legacy":
+        sets = {s: provider.load("test", s) for s in cfg.data.subsets}
+        name = name or LEGACY_SELECTION_JUDGE
+    else:
+        sets = {"val": provider.load("val", None)}
+        name = name or load_registry().selection_judge
+    judge = None if name in (NO_RECOGNIZER, "psnr") else build_judges(catalog, [name], device)[0]
+    return Selection(cfg.protocol, judge, sets, cfg.val_max_samples)
+
+
+@torch.no_grad()
+def _validate(net: torch.nn.Module, sel: Selection, device: torch.device, batch_size: int,
+              ctx: DistContext) -> dict[str, dict[str, float]]:
+    """Metrics on each selection set; every rank evaluates its share, sums are all-reduced."""
+    was_training = net.training
+    net.eval()
+    names = list(sel.sets)
+    local: list[float] = []
+    for name in names:
+        ds = sel.sets[name]
+        idx = torch.arange(min(len(ds), sel.limit))[ctx.rank::ctx.world_size]
+        sums = [0.0] * 7  # psnr, ssim, n, correct, legacy psnr, legacy ssim, batches
+        for start in range(0, idx.numel(), batch_size):
+            batch = fetch(ds, idx[start:start + batch_size])
+            sr = net(batch["lr"].to(device)).float()
+            if not sel.legacy:
+                sr = sr.clamp_(0, 1)
+            hr = batch["hr"].to(device)
+            sums[0] += float(psnr_per_image(sr, hr, clamp=True).double().sum())
+            sums[1] += float(ssim_per_image(sr, hr, clamp=True).double().sum())
+            sums[2] += sr.shape[0]
+            if sel.judge is not None:
+                preds = sel.judge.recognizer.recognize(sr[:, :3])
+                sums[3] += sum(word_accuracy(preds, batch["label"], "val" if sel.legacy else "test"))
+            if sel.legacy:
+                sums[4] += psnr_legacy_batch(sr, hr)
+                sums[5] += ssim_legacy_batch(sr, hr)
+                sums[6] += 1
+        local += sums
+    total = all_reduce_sum(ctx, local)
+    net.train(was_training)
+    out: dict[str, dict[str, float]] = {}
+    for k, name in enumerate(names):
+        psnr, ssim, n, correct, lpsnr, lssim, nb = total[7 * k: 7 * k + 7]
+        v = {"n": n, "psnr": psnr / n if n else math.nan, "ssim": ssim / n if n else math.nan}
+        if sel.legacy and nb:
+            v["psnr"], v["ssim"] = round(lpsnr / nb, 6), round(lssim / nb, 6)
+        if sel.judge is not None:
+            v["accuracy"] = correct / n if n else math.nan
+        out[name] = v
     return out
+
+
+def _score(sel: Selection, v: dict[str, dict[str, float]]) -> float:
+    # Legacy: TextZoom compares the sum of the subsets' accuracies (the mean ranks the same).
+    vals = [s[sel.metric] for s in v.values()]
+    return sum(vals) / len(vals)
+
+
+def _val_rows(sel: Selection, v: dict[str, dict[str, float]], step: int) -> list[ResultRow]:
+    rows: list[ResultRow] = []
+    for name, s in v.items():
+        n = int(s["n"])
+        rows += [ResultRow(name, NO_RECOGNIZER, "psnr", _finite(s["psnr"]), step, n),
+                 ResultRow(name, NO_RECOGNIZER, "ssim", _finite(s["ssim"]), step, n)]
+        if sel.judge is not None:
+            rows.append(ResultRow(name, sel.judge.name, "accuracy", s["accuracy"], step, n))
+    return rows
+
+
+def _finite(x: float) -> float:
+    return 1e9 if math.isinf(x) else x
+
+
+# ---------------------------------------------------------------------------------------------
+# resume
+
+
+def resolve_resume(resume: str, store: Store | None) -> Path:
+    """The training-state file named by ``--resume``: a run id, a run folder or a checkpoint."""
+    if resume.isdigit():
+        if store is None:
+            raise RunError("--resume RUN_ID needs the database that recorded the run")
+        run = store.get_run(int(resume))
+        if run.kind != "train":
+            raise RunError(f"run {resume} is a {run.kind} run, not a training run")
+        run_dir = (run.config or {}).get("run_dir") or (str(Path(run.checkpoint).parent) if run.checkpoint else None)
+        if run_dir is None:
+            raise RunError(f"run {resume} records no run folder; pass the path of its last.safetensors")
+        path = Path(run_dir) / "last.safetensors"
+        if not path.is_file():
+            raise RunError(f"run {resume} has no training state at {path} (it stopped before its first checkpoint; "
+                           "start it again)")
+        return path
+    p = Path(resume)
+    if p.is_dir():
+        p = p / "last.safetensors"
+    return checkpoint_paths(p)[0]
+
+
+def resume_config(resume: str, store: Store | None) -> dict[str, Any]:
+    """The config a resumed run continues with (the CLI applies ``--set`` on top of it)."""
+    path = resolve_resume(resume, store)
+    meta = read_checkpoint_meta(path)
+    if meta.get("kind") != TRAINING_STATE:
+        raise RunError(f"{path} is not a training-state checkpoint (use the run's last.safetensors or its id)")
+    return dict(meta["config"])
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and k != "params":
+            out.update(_flat(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    a, b = _flat(old), _flat(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))}
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# stop requests (Ctrl-C, SIGTERM)
+
+
+class _StopRequests:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so the checkpoint written on
+    the way out is consistent (never taken half-way through an optimizer step). A second
+    Ctrl-C (seconds later) raises KeyboardInterrupt at once."""
+
+    #: A repeated SIGINT within this many seconds is the same Ctrl-C (torchrun forwards the
+    #: terminal's SIGINT to workers that already received it), not a request to force-quit.
+    FORCE_AFTER_S = 2.0
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.signal: str | None = None
+        self._first = 0.0
+        self._prev: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:  # noqa: ARG002 - signal API
+        now = time.monotonic()
+        if self.flag and signum == signal.SIGINT and now - self._first > self.FORCE_AFTER_S:
+            raise KeyboardInterrupt
+        if not self.flag:
+            self.flag, self._first = True, now
+            self.signal = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopRequests:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._prev[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: the caller handles interrupts
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, prev in self._prev.items():
+            signal.signal(sig, prev)
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP helpers
+
+
+def _unused_parameters(net: torch.nn.Module, in_channels: int, device: torch.device) -> bool:
+    """Whether a training forward leaves some parameter without gradient (DDP must know).
+
+    Probed on a copy with the RNG state restored afterwards, so the real model and the random
+    stream are untouched."""
+    rng = torch.get_rng_state()
+    probe = copy.deepcopy(net).train()
+    out = probe(torch.zeros(2, in_channels, 16, 64, device=device))
+    out.float().sum().backward()
+    unused = any(p.requires_grad and p.grad is None for p in probe.parameters())
+    torch.set_rng_state(rng)
+    return unused
+
+
+def _has_batchnorm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
 
 
 def train(
     cfg: TrainConfig,
-    store: Store,
+    store: Store | None,
     catalog: Catalog,
     resume: str | None = None,
     progress: bool = True,
+    amp: str | None = None,
+    compile: bool = False,
 ) -> TrainOutcome:
     """Train ``cfg.model`` on ``cfg.data``; validate, checkpoint and record as configured.
 
-    ``resume`` is a run id or a ``last`` checkpoint path; training continues from its step
-    with the same sample order, optimizer state and RNG state, in the same run row.
+    Args:
+        cfg: the run's configuration.
+        store: where the run is recorded; only rank 0 of a distributed job uses it (other
+            ranks may pass ``None``).
+        catalog: the components.
+        resume: a run id, run folder or ``last`` checkpoint: training continues from its step
+            with the same sample order, optimizer, RNG and scaler state, in the same run row.
+            ``cfg`` must equal the checkpoint's config except for :data:`RESUME_MAY_CHANGE`.
+        progress: show a progress bar (rank 0).
+        amp: ``bf16`` / ``fp16`` mixed precision, ``off``, or None (off; on resume: as before).
+        compile: ``torch.compile`` the model (CUDA only).
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank calls this; the model is wrapped in
+    DistributedDataParallel and ``cfg.data.batch_size`` is the per-process batch.
+
+    Raises:
+        RunError: bad setup, or a non-finite loss (the run is then recorded as ``failed``).
     """
-    device = pick_device(cfg.device)
+    ctx, device = init_distributed(cfg.device)
+    try:
+        result = _train(cfg, store, catalog, resume, progress, amp, compile, ctx, device)
+    finally:
+        shutdown(ctx)
+    if ctx.is_main and result.status == "finished" and cfg.eval_after and result.best_checkpoint is not None:
+        assert store is not None
+        ecfg = EvalConfig(model=cfg.model, checkpoint=str(result.best_checkpoint), data=cfg.data, judges=cfg.judges,
+                          protocol=cfg.protocol, seed=cfg.seed, device=str(device))
+        result.eval_run_id = evaluate(ecfg, store, catalog, parent_id=result.run_id, progress=progress).run_id
+    if result.status == "failed":
+        raise RunError(result.message or "training failed")
+    return result
+
+
+def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str | None, progress: bool,
+           amp: str | None, compile: bool, ctx: DistContext, device: torch.device) -> TrainOutcome:
+    if ctx.is_main and store is None:
+        raise RunError("train() needs a Store on rank 0")
     seed_everything(cfg.seed, cfg.deterministic)
     info = build_sr_model(catalog, cfg.model.name, cfg.model.params)
     if not info.trainable:
         raise RunError(f"{cfg.model.name} has no trainable parameters: evaluate it with `tzbench eval {cfg.model.name}`")
-    model = info.module.to(device)
+
+    # -- resume: read the state first, so a config mismatch fails before any work ----------
+    state: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {}
+    if resume is not None:
+        # Rank 0 resolves a run id through the database; the other ranks get the path.
+        path = broadcast_object(ctx, str(resolve_resume(resume, store)) if ctx.is_main else None)
+        state, meta, _ = load_training_state(path)
+        if meta["sr_model"] != cfg.model.name:
+            raise RunError(f"the checkpoint is of {meta['sr_model']!r}, not of {cfg.model.name!r}")
+        changes = _config_changes(meta["config"], cfg.model_dump(mode="json"))
+        locked = {k: v for k, v in changes.items() if k not in RESUME_MAY_CHANGE}
+        if locked:
+            shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in locked.items())
+            raise RunError(f"cannot resume with a different configuration ({shown}); only "
+                           f"{', '.join(sorted(RESUME_MAY_CHANGE))} may change")
+        if int(meta.get("world_size", 1)) != ctx.world_size:
+            raise RunError(f"the run was trained with {meta.get('world_size', 1)} process(es), this job has "
+                           f"{ctx.world_size}: resume with the same number (the global batch would change)")
+        if amp is None:
+            amp = (meta.get("runtime") or {}).get("amp")
+    amp = None if amp in (None, "off", "none") else amp
+    check_runtime(amp, compile, device)
+    prec = Precision(amp, device)  # type: ignore[arg-type]
+
+    net = info.module.to(device)
     loss_name = cfg.loss.name if cfg.loss else info.default_loss
     loss_params = cfg.loss.params if cfg.loss else info.default_loss_params
     criterion = catalog.create("losses", loss_name, loss_params).to(device)
-    provider, data_params = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
+    provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
     train_ds = provider.load("train", None)
-    if cfg.protocol == "legacy":
-        # TextZoom's own practice, reproduced on purpose: selection on the test subsets.
-        val_ds = torch.utils.data.ConcatDataset([provider.load("test", s) for s in cfg.data.subsets])
-    else:
-        val_ds = provider.load("val", None)
-    if len(val_ds) > cfg.val_max_samples:
-        val_ds = torch.utils.data.Subset(val_ds, range(cfg.val_max_samples))
-    judge = None
-    if cfg.selection_judge:
-        judge = build_judges(catalog, [cfg.selection_judge], device)[0]
-    sel_metric = "accuracy" if judge is not None else "psnr"
-    sel_judge_name = judge.name if judge is not None else NO_RECOGNIZER
+    sel = _selection(cfg, provider, catalog, device)
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                            weight_decay=cfg.optim.weight_decay)
     start_step = 0
     best_score: float | None = None
-    run_id: int
+    train_seconds = 0.0
     if resume is not None:
-        run_id, run_dir, start_step, best_score = _resume(resume, store, model, opt, cfg)
+        net.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")}, strict=True)
+        optimizer_from_flat(opt, {k: v.to(device) for k, v in state.items() if k.startswith("optim.")}, meta["optimizer"])
+        for g in opt.param_groups:  # the allowed changes take effect
+            g["lr"] = cfg.optim.lr
+        ranks = meta.get("rng_ranks") or [None]
+        mine = ranks[ctx.rank] if ctx.rank < len(ranks) else None
+        restore_rng({k[len(f"rank{ctx.rank}."):]: v for k, v in state.items() if k.startswith(f"rank{ctx.rank}.rng.")}
+                    or {k: v for k, v in state.items() if k.startswith("rng.")}, mine)
+        prec.load_state(meta.get("scaler"))
+        start_step = int(meta["step"])
+        best_score = meta.get("best_score")
+        train_seconds = float(meta.get("train_seconds", 0.0))
+        if start_step >= cfg.steps:
+            raise RunError(f"the run already reached step {start_step}; pass --steps > {start_step} to continue it")
+
+    runtime = {"amp": amp, "compile": compile, "world_size": ctx.world_size,
+               "global_batch_size": cfg.data.batch_size * ctx.world_size, "backend": ctx.backend}
+
+    # -- the run row (rank 0) and the run folder ---------------------------------------------
+    run_id: int
+    run_dir: Path
+    if ctx.is_main:
+        assert store is not None
+        if resume is not None:
+            run_id = int(meta["run_id"])
+            run = store.get_run(run_id)
+            if (run.status == "running" and run.host == socket.gethostname() and run.pid
+                    and run.pid != os.getpid() and _pid_alive(run.pid)):
+                raise RunError(f"run {run_id} is still running (pid {run.pid}); stop it before resuming")
+            run_dir = Path((run.config or {}).get("run_dir") or Path(path).parent)
+            changes = _config_changes(meta["config"], cfg.model_dump(mode="json"))
+            config = dict(run.config or {})
+            config.update(cfg.model_dump(mode="json"))
+            config["resumes"] = [*config.get("resumes", []), {
+                "step": start_step, "changed": {k: b for k, (_, b) in changes.items()}, "pid": os.getpid()}]
+            config["runtime"] = runtime
+            store.update_run(run_id, status="running", finished_at=None, message=None, pid=os.getpid(),
+                             host=socket.gethostname(), config=config)
+        else:
+            run_id = store.start_run(
+                kind="train", sr_model=cfg.model.name, provider=info.provider, benchmark=cfg.data.dataset,
+                protocol=cfg.protocol, config=cfg.model_dump(mode="json"), n_params=info.n_params,
+                seed=cfg.seed, **provenance(device),
+            )
+            run_dir = (Path(cfg.out_dir) / f"{run_id:05d}-{cfg.model.name}").resolve()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"),
+                             config={**cfg.model_dump(mode="json"), "run_dir": str(run_dir), "runtime": runtime,
+                                     "selection": sel.describe()})
+        shared = (run_id, str(run_dir))
     else:
-        run_id = store.start_run(
-            kind="train", sr_model=cfg.model.name, provider=info.provider, benchmark=cfg.data.dataset,
-            protocol=cfg.protocol, config=cfg.model_dump(mode="json"), n_params=info.n_params,
-            seed=cfg.seed, **provenance(device),
-        )
-        run_dir = Path(cfg.out_dir) / f"{run_id:05d}-{cfg.model.name}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"))
+        shared = None
+    run_id, run_dir_s = broadcast_object(ctx, shared)
+    run_dir = Path(run_dir_s)
     best_path = run_dir / "best"
     last_path = run_dir / "last"
 
-    def meta(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    # -- the model as trained: DDP, SyncBatchNorm on CUDA, compile ---------------------------
+    model: torch.nn.Module = net
+    if ctx.enabled:
+        if _has_batchnorm(net):
+            if device.type == "cuda":
+                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                runtime["sync_batchnorm"] = True
+            else:
+                log.warning("%s has BatchNorm: on the CPU its statistics are per process (SyncBatchNorm needs CUDA)",
+                            cfg.model.name)
+        unused = _unused_parameters(net, info.in_channels, device)
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+    if compile:
+        model = torch.compile(model)  # type: ignore[assignment]
+
+    def meta_for(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
-            "format": "tzbench-checkpoint-1", "sr_model": cfg.model.name, "params": info.params,
+            "format": "tzbench-checkpoint-2", "sr_model": cfg.model.name, "params": info.params,
             "in_channels": info.in_channels, "step": step, "run_id": run_id, "best_score": best_score,
-            "selection": {"metric": sel_metric, "recognizer": sel_judge_name},
-            "config": cfg.model_dump(mode="json"), **provenance(device), **(extra or {}),
+            "selection": sel.describe(), "protocol": cfg.protocol, "config": cfg.model_dump(mode="json"),
+            "runtime": runtime, "world_size": ctx.world_size, **provenance(device), **(extra or {}),
         }
 
-    def save_last(step: int) -> None:
-        opt_tensors, opt_meta = _optimizer_state(opt)
-        state = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_tensors,
-                 "rng.torch": torch.get_rng_state()}
-        save_checkpoint(last_path, state, meta(step, {"optimizer": opt_meta, "kind": "training-state"}))
+    last_saved: dict[str, Any] = {"step": start_step if resume is not None else None}
 
-    model.train()
+    def save_last(step: int, elapsed: float) -> None:
+        """Every rank contributes its RNG state; rank 0 writes."""
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            raise FloatingPointError(f"the weights became non-finite at step {step}")
+        rng_t, rng_js = capture_rng()
+        gathered = all_gather_object(ctx, ({k: v.clone() for k, v in rng_t.items()}, rng_js))
+        if not ctx.is_main:
+            return
+        opt_tensors, opt_meta = optimizer_to_flat(opt)
+        tensors = {**{f"model.{k}": v for k, v in net.state_dict().items()}, **opt_tensors, **rng_t}
+        for r, (t, _) in enumerate(gathered):
+            tensors.update({f"rank{r}.{k}": v for k, v in t.items()})
+        save_checkpoint(last_path, tensors, meta_for(step, {
+            "kind": TRAINING_STATE, "optimizer": opt_meta, "rng_ranks": [js for _, js in gathered],
+            "scaler": prec.state(), "train_seconds": elapsed}))
+        last_saved["step"] = step
+
+    # -- the loop -------------------------------------------------------------------------------
+    net.train()
     step = start_step
-    status = "finished"
-    message: str | None = None
-    interrupted = {"flag": False}
-    prev_handler = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):  # noqa: ANN001 - signal API
-        interrupted["flag"] = True
-
+    status, message = "finished", None
+    t0 = time.perf_counter() - train_seconds
+    main_progress = progress and ctx.is_main
+    params = [p for p in net.parameters() if p.requires_grad]
     try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        prev_handler = None
-    t0 = time.perf_counter()
-    try:
-        with make_progress(disable=not progress) as prog:
+        with _StopRequests() as stop, make_progress(disable=not main_progress) as prog:
             task = prog.add_task(f"train {cfg.model.name}", total=cfg.steps, completed=start_step, info="")
-            batches = _batches(train_ds, cfg.data.batch_size, cfg.seed, start_step, cfg.data.num_workers)
+            batches = _batches(train_ds, cfg.data.batch_size, cfg.seed, start_step, cfg.data.num_workers, ctx)
             while step < cfg.steps:
-                if interrupted["flag"]:
-                    raise KeyboardInterrupt
-                step, batch = next(batches)
+                _, batch = next(batches)
                 lr = batch["lr"].to(device, non_blocking=True)
                 hr = batch["hr"].to(device, non_blocking=True)
-                sr = model(lr)
-                loss = criterion(sr, hr)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {loss.item()} at step {step}; the last good checkpoint is {last_path}.safetensors"
-                    )
+                with prec.autocast():
+                    sr = model(lr)
+                    loss = criterion(sr, hr)
+                # One reduction carries the loss and the stop flag: every rank stops at the same step.
+                loss_sum, stops = all_reduce_sum(ctx, [float(loss.detach()), float(stop.flag)])
+                mean_loss = loss_sum / ctx.world_size
+                if not math.isfinite(mean_loss):
+                    raise FloatingPointError(f"the training loss became {mean_loss} at step {step}")
+                if stops:
+                    break
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.optim.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                opt.step()
+                prec.backward_step(loss, opt, params, cfg.optim.grad_clip)
                 step += 1
-                prog.update(task, completed=step, info=f"loss={loss.item():.4f}")
+                prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
-                    v = _validate(model, val_ds, judge, device, cfg.data.eval_batch_size)
-                    score = v[sel_metric]
-                    rows = [ResultRow("val", NO_RECOGNIZER, "psnr", v["psnr"], step, int(v["n"])),
-                            ResultRow("val", NO_RECOGNIZER, "ssim", v["ssim"], step, int(v["n"])),
-                            ResultRow("train", NO_RECOGNIZER, "loss", float(loss.item()), step, lr.shape[0])]
-                    if judge is not None:
-                        rows.append(ResultRow("val", judge.name, "accuracy", v["accuracy"], step, int(v["n"])))
-                    if best_score is None or score > best_score:
+                    v = _validate(net, sel, device, cfg.data.eval_batch_size, ctx)
+                    score = _score(sel, v)
+                    improved = best_score is None or score > best_score
+                    if improved:
                         best_score = score
-                        save_checkpoint(best_path, model.state_dict(), meta(step, {"val": v}))
-                    store.add_results(run_id, rows)
-                    prog.update(task, info=f"loss={loss.item():.4f} val {sel_metric}={score:.4f}")
+                    if ctx.is_main:
+                        assert store is not None
+                        if improved:
+                            save_checkpoint(best_path, net.state_dict(), meta_for(step, {"val": v, "kind": "model"}))
+                        store.add_results(run_id, [*_val_rows(sel, v, step),
+                                                   ResultRow("train", NO_RECOGNIZER, "loss", mean_loss, step,
+                                                             lr.shape[0] * ctx.world_size)])
+                    prog.update(task, info=f"loss={mean_loss:.4f} val {sel.metric}={score:.4f}")
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    save_last(step)
-    except KeyboardInterrupt:
-        save_last(step)
-        status, message = "interrupted", f"interrupted at step {step}; resume with --resume {run_id}"
+                    save_last(step, time.perf_counter() - t0)
+            if step < cfg.steps:  # stopped by a signal
+                save_last(step, time.perf_counter() - t0)
+                status = "interrupted"
+                message = (f"interrupted ({stop.signal or 'signal'}) at step {step}; "
+                           f"resume with: tzbench train {cfg.model.name} --resume {run_id}")
     except FloatingPointError as exc:
-        status, message = "failed", str(exc)
+        status = "failed"
+        if last_saved["step"] is not None:
+            hint = (f"the last good checkpoint is {checkpoint_paths(last_path)[0]} (step {last_saved['step']}); "
+                    f"resume it with a lower learning rate: tzbench train {cfg.model.name} --resume {run_id} "
+                    f"--set optim.lr=...")
+        else:
+            hint = "no checkpoint was written before it (lower optim.lr or set optim.grad_clip and start again)"
+        message = f"{exc}; the run stopped: {hint}"
     except BaseException as exc:
-        store.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        if ctx.is_main and store is not None:
+            kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(run_id, kind, message=f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        if prev_handler is not None:
-            signal.signal(signal.SIGTERM, prev_handler)
     elapsed = time.perf_counter() - t0
+    barrier(ctx)
     best_file = checkpoint_paths(best_path)[0]
-    store.finish_run(
-        run_id, status, message=message, checkpoint=str(best_file) if best_file.exists() else None,
-        bad_samples=len(getattr(train_ds, "bad_samples", []) or []),
-    )
-    if best_file.exists():
-        store.update_run(run_id, checkpoint_sha256=read_checkpoint_meta(best_file)["weights_sha256"])
-    store.add_results(run_id, [ResultRow("train", NO_RECOGNIZER, "seconds", elapsed, -1, step)])
-    eval_id = None
-    if status == "finished" and cfg.eval_after and best_file.exists():
-        ecfg = EvalConfig(model=cfg.model, checkpoint=str(best_file), data=cfg.data, judges=cfg.judges,
-                          protocol=cfg.protocol, seed=cfg.seed, device=cfg.device)
-        eval_id = evaluate(ecfg, store, catalog, parent_id=run_id, progress=progress).run_id
-    if status == "failed":
-        raise RunError(message or "training failed")
-    return TrainOutcome(run_id, run_dir, best_file if best_file.exists() else None,
-                        checkpoint_paths(last_path)[0], best_score, eval_id, status)
+    last_file = checkpoint_paths(last_path)[0]
+    if ctx.is_main:
+        assert store is not None
+        store.finish_run(
+            run_id, status, message=message, checkpoint=str(best_file) if best_file.exists() else None,
+            bad_samples=len(getattr(train_ds, "bad_samples", []) or []),
+        )
+        if best_file.exists():
+            store.update_run(run_id, checkpoint_sha256=sha256_file(best_file))
+        store.add_results(run_id, [ResultRow("train", NO_RECOGNIZER, "seconds", elapsed, -1, step)])
+    return TrainOutcome(run_id, run_dir, best_file if best_file.exists() else None, last_file, best_score, None,
+                        status, step, message)
 
-
-def _resume(resume: str, store: Store, model, opt, cfg: TrainConfig) -> tuple[int, Path, int, float | None]:
-    if resume.isdigit():
-        run = store.get_run(int(resume))
-        if run.kind != "train":
-            raise RunError(f"run {resume} is a {run.kind} run, not a training run")
-        path = Path(run.checkpoint or "").parent / "last.safetensors"
-    else:
-        path = Path(resume)
-    meta = read_checkpoint_meta(path)
-    if meta.get("kind") != "training-state":
-        raise RunError(f"{path} is not a training-state checkpoint (use the run's last.safetensors)")
-    if meta["sr_model"] != cfg.model.name:
-        raise RunError(f"{path} is a checkpoint of {meta['sr_model']!r}, not of {cfg.model.name!r}")
-    tensors = load_file(checkpoint_paths(path)[0])
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    _restore_optimizer(opt, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
-    torch.set_rng_state(tensors["rng.torch"])
-    run_id = int(meta["run_id"])
-    store.update_run(run_id, status="running", finished_at=None, message=None)
-    return run_id, checkpoint_paths(path)[0].parent, int(meta["step"]), meta.get("best_score")
