@@ -233,6 +233,13 @@ def test_uncached_dataset_gives_the_same_items(textzoom_root: Path) -> None:
     assert [x["lr"].shape[0] for x in batches] == [2, 2, 1]
     assert torch.equal(batches[0]["hr"], collate([a[0], a[1]])["hr"])
     assert torch.equal(list(b.iter_batches(5))[0]["lr"], collate([a[i] for i in range(5)])["lr"])
+    for ds in (a, b, TextZoomDataset(root=str(textzoom_root)).load("test")):
+        got = ds.get_batch([4, 0, -1])
+        ref = collate([ds[4], ds[0], ds[len(ds) - 1]])
+        assert torch.equal(got["hr"], ref["hr"]) and torch.equal(got["lr"], ref["lr"])
+        assert got["label"] == ref["label"] and got["index"].tolist() == [4, 0, len(ds) - 1]
+    with pytest.raises(IndexError):
+        a.get_batch([5])
 
 
 def test_dataloader_with_forked_workers(textzoom_root: Path) -> None:

@@ -21,6 +21,7 @@ from tzbench.data.images import (
     mask_channel,
     mask_from_rgb,
     resize_bicubic,
+    to_float01,
 )
 from tzbench.data.splits import carve_val
 
@@ -42,4 +43,5 @@ __all__ = [
     "mask_from_rgb",
     "resize_bicubic",
     "resolve_policy",
+    "to_float01",
 ]

@@ -127,6 +127,14 @@ class PairDatasetBase(Dataset):
         for start in range(0, stop, batch_size):
             yield self._batch(order[start:start + batch_size])
 
+    def get_batch(self, indices: Sequence[int] | torch.Tensor) -> dict[str, Any]:
+        """The collated batch of ``indices`` (one vectorised gather when the cache is on)."""
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1).cpu()
+        n = len(self)
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"batch indices out of range for a dataset of {n} samples")
+        return self._batch(torch.where(idx < 0, idx + n, idx))
+
     def _batch(self, idx: torch.Tensor) -> dict[str, Any]:
         return collate(self.__getitems__(idx.tolist()))
 
