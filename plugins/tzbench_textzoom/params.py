@@ -51,7 +51,15 @@ class TextZoomParams(DataParams):
     )
 
 
-class SynthParams(DataParams):
+class _LrSourceParam(BaseModel):
+    lr_source: Literal["degraded", "bicubic"] = Field(
+        "degraded",
+        description="'degraded': LR by the camera-like degradation; 'bicubic': bicubic x2 of the HR "
+        "(the paper's synthetic-LR training data of section 5.4)",
+    )
+
+
+class SynthParams(DataParams, _LrSourceParam):
     """Generated word images (the embedded default; works offline)."""
 
     n_train: int = Field(2000, ge=1, description="generated training pairs (val is carved from them)")
@@ -61,7 +69,7 @@ class SynthParams(DataParams):
     )
 
 
-class WildParams(DataParams):
+class WildParams(DataParams, _LrSourceParam):
     """Real word crops (folders with labels.tsv, or LMDBs) with camera-like made LR."""
 
     root: str | list[str] | None = Field(

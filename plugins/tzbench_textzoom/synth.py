@@ -8,7 +8,7 @@ deterministic in ``(seed, split, subset, index)``; see :mod:`tzbench.data.synth`
 
 from __future__ import annotations
 
-from tzbench.data.dataset import PairSource
+from tzbench.data.dataset import BicubicLRSource, PairSource
 from tzbench.data.splits import carve_val
 from tzbench.data.synth import SynthSource
 from tzbench_textzoom.base import DatasetProvider
@@ -25,6 +25,10 @@ class SynthDataset(DatasetProvider):
     params: SynthParams
 
     def _source(self, split: str, subset: str | None) -> PairSource:
+        src = self._degraded_source(split, subset)
+        return BicubicLRSource(src) if self.params.lr_source == "bicubic" else src
+
+    def _degraded_source(self, split: str, subset: str | None) -> PairSource:
         p = self.params
         if split == "test":
             return SynthSource("test", subset, self._limit(list(range(p.n_test))), p.seed, p.fonts)

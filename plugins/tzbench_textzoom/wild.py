@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tzbench.data.dataset import PairSource
+from tzbench.data.dataset import BicubicLRSource, PairSource
 from tzbench.data.errors import DatasetError
 from tzbench.data.folder import CropRef, WildSource, list_crops
 from tzbench.data.splits import hash_fraction
@@ -81,5 +81,9 @@ class WildDataset(DatasetProvider):
         return self._crops
 
     def _source(self, split: str, subset: str | None) -> PairSource:
+        src = self._degraded_source(split, subset)
+        return BicubicLRSource(src) if self.params.lr_source == "bicubic" else src
+
+    def _degraded_source(self, split: str, subset: str | None) -> PairSource:
         crops = self._limit(self.split_crops()[split])
         return WildSource(crops, subset, self.params.seed, description=f"wild {split}")

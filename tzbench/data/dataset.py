@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+from PIL import Image
 import PIL
 import torch
 from torch.utils.data import Dataset
 
 from tzbench.data.errors import BadSample, DatasetError, OnBadSample, SampleError
-from tzbench.data.images import HR_SIZE, LR_SIZE, collate, mask_from_rgb, to_float01
+from tzbench.data.images import HR_SIZE, LR_SIZE, collate, mask_from_rgb, resize_bicubic, to_float01
 
 __all__ = [
     "RawPair",
@@ -87,6 +88,33 @@ class PairSource(Protocol):
     def fingerprint(self) -> str | None:
         """A string that changes whenever the produced samples would; None = no disk cache."""
         ...
+
+
+class BicubicLRSource:
+    """Wraps a source so that LR is the bicubic x2 down-sample of its HR.
+
+    The paper's synthetic-vs-real comparison (section 5.4): a model trained on LR made by
+    bicubic down-sampling, evaluated on real (here: degraded) LR.
+    """
+
+    def __init__(self, inner: PairSource) -> None:
+        self.inner = inner
+        self.description = f"{inner.description} [LR = bicubic x2 of HR]"
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def produce(self, i: int) -> RawPair:
+        pair = self.inner.produce(i)
+        lr = np.asarray(resize_bicubic(Image.fromarray(pair.hr), LR_SIZE), dtype=np.uint8)
+        return pair._replace(lr=lr)
+
+    def problems(self) -> list[BadSample]:
+        return self.inner.problems()
+
+    def fingerprint(self) -> str | None:
+        inner = self.inner.fingerprint()
+        return None if inner is None else inner + "|lr=bicubic"
 
 
 def default_threads() -> int:
