@@ -135,6 +135,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         amp: Annotated[Optional[AmpOpt], typer.Option("--amp", help="mixed precision: bf16 (CUDA or CPU), "
                                                       "fp16 (CUDA), off")] = None,
         compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA only)")] = False,
+        protocol: Annotated[Optional[str], typer.Option(
+            help="clean (default: select on val with the registry's judge) or legacy (TextZoom: select on the "
+                 "test subsets with ASTER)")] = None,
         print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
         db: DbOpt = None,
         no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
@@ -154,6 +157,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             sets.insert(0, f"data.dataset={data}")
         if steps is not None:
             sets.insert(0, f"steps={steps}")
+        if protocol:
+            sets.insert(0, f"protocol={protocol}")
         store: Store | None = None
         if resume is not None:
             # The resumed run continues with its own config; --set changes what may change.
@@ -184,6 +189,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                 args += ["--data", data]
             if steps is not None:
                 args += ["--steps", str(steps)]
+            if protocol:
+                args += ["--protocol", protocol]
             if resume is not None:
                 # Resolved here: the workers other than rank 0 never read the database.
                 from tzbench.runner.train import resolve_resume

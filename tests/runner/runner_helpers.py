@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file
 
 from tzbench.cli import main
+from tzbench.hookspecs import hookimpl
+from tzbench.specs import SRModelSpec
 
 #: Tiny synth data: 46 train / 2 val pairs, 8 per test subset; batches of 8.
 SMALL = ["--set", "data.params.n_train=48", "--set", "data.params.n_test=8", "--set", "data.batch_size=8",
@@ -77,3 +80,43 @@ def runs_json(db: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
     code, out, err = cli(["runs", "list", "--db", db, "--format", "json"], capsys)
     assert code == 0, err
     return json.loads(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# an in-process plugin whose model turns its output into NaN after a number of training steps
+
+
+class NaNAfterParams(BaseModel):
+    """Params of :class:`NaNAfter`."""
+
+    model_config = ConfigDict(extra="forbid")
+    after: int = 3
+
+
+class NaNAfter(torch.nn.Module):
+    """A one-conv SR model whose training forward returns NaN from call ``after + 1`` on."""
+
+    in_channels = 3
+
+    def __init__(self, after: int = 3) -> None:
+        super().__init__()
+        self.after = after
+        self.calls = 0
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+        if self.training:  # validation runs in eval mode
+            self.calls += 1
+            if self.calls > self.after:
+                return y * float("nan")
+        return y
+
+
+class NaNPlugin:
+    """Registers ``nanafter`` (pass to ``get_plugin_manager(extra_plugins=[NaNPlugin()])``)."""
+
+    @hookimpl
+    def register_sr_models(self) -> list[SRModelSpec]:
+        return [SRModelSpec(name="nanafter", target="runner_helpers:NaNAfter", params=NaNAfterParams,
+                            summary="test model: NaN after k steps", paper="-", default_loss="l2", in_channels=3)]

@@ -44,6 +44,7 @@ __all__ = [
     "load_sr_checkpoint",
     "optimizer_to_flat",
     "optimizer_from_flat",
+    "rng_snapshot",
     "capture_rng",
     "restore_rng",
     "load_training_state",
@@ -212,15 +213,22 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """This process's generator states: torch (CPU and every CUDA device) as tensors,
-    python ``random`` and numpy as JSON."""
-    tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+def rng_snapshot() -> tuple[Any, ...]:
+    """A cheap copy of every generator state (torch CPU/CUDA, python, numpy), taken each step
+    so that a checkpoint can record the state *before* that step's work."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return torch.get_rng_state(), cuda, random.getstate(), np.random.get_state()
+
+
+def capture_rng(snapshot: tuple[Any, ...] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Generator states (now, or of a :func:`rng_snapshot`): torch as tensors, python
+    ``random`` and numpy as JSON."""
+    cpu, cuda, py, npy = snapshot if snapshot is not None else rng_snapshot()
+    tensors = {"rng.torch": cpu}
+    for i, s in enumerate(cuda):
+        tensors[f"rng.cuda.{i}"] = s
+    version, mt, gauss = py
+    name, keys, pos, has_gauss, cached = npy
     js = {"python": [version, list(mt), gauss], "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
     return tensors, js
 

@@ -46,6 +46,7 @@ from tzbench.runner.checkpoint import (
     optimizer_to_flat,
     read_checkpoint_meta,
     restore_rng,
+    rng_snapshot,
     save_checkpoint,
 )
 from tzbench.runner.context import (
@@ -562,11 +563,12 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
 
     last_saved: dict[str, Any] = {"step": start_step if resume is not None else None}
 
-    def save_last(step: int, elapsed: float) -> None:
-        """Every rank contributes its RNG state; rank 0 writes."""
+    def save_last(step: int, elapsed: float, rng: tuple[Any, ...] | None = None) -> None:
+        """Every rank contributes its RNG state (``rng``: a snapshot from the top of the step);
+        rank 0 writes."""
         if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise FloatingPointError(f"the weights became non-finite at step {step}")
-        rng_t, rng_js = capture_rng()
+        rng_t, rng_js = capture_rng(rng)
         gathered = all_gather_object(ctx, ({k: v.clone() for k, v in rng_t.items()}, rng_js))
         if not ctx.is_main:
             return
@@ -591,6 +593,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             task = prog.add_task(f"train {cfg.model.name}", total=cfg.steps, completed=start_step, info="")
             batches = _batches(train_ds, cfg.data.batch_size, cfg.seed, start_step, cfg.data.num_workers, ctx)
             while step < cfg.steps:
+                # The state after `step` updates: RNG first, since fetching and the forward may draw.
+                rng = rng_snapshot()
                 _, batch = next(batches)
                 lr = batch["lr"].to(device, non_blocking=True)
                 hr = batch["hr"].to(device, non_blocking=True)
@@ -602,6 +606,10 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 mean_loss = loss_sum / ctx.world_size
                 if not math.isfinite(mean_loss):
                     raise FloatingPointError(f"the training loss became {mean_loss} at step {step}")
+                # A periodic checkpoint of the state after `step` updates is written only now that
+                # those weights gave a finite loss: "last" is always a good state to resume from.
+                if stops or (step > start_step and step % cfg.checkpoint_every == 0):
+                    save_last(step, time.perf_counter() - t0, rng)
                 if stops:
                     break
                 opt.zero_grad(set_to_none=True)
@@ -622,10 +630,9 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                                                    ResultRow("train", NO_RECOGNIZER, "loss", mean_loss, step,
                                                              lr.shape[0] * ctx.world_size)])
                     prog.update(task, info=f"loss={mean_loss:.4f} val {sel.metric}={score:.4f}")
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    save_last(step, time.perf_counter() - t0)
-            if step < cfg.steps:  # stopped by a signal
+            if step == cfg.steps:
                 save_last(step, time.perf_counter() - t0)
+            else:  # stopped by a signal; the state was saved above
                 status = "interrupted"
                 message = (f"interrupted ({stop.signal or 'signal'}) at step {step}; "
                            f"resume with: tzbench train {cfg.model.name} --resume {run_id}")

@@ -1,0 +1,95 @@
+"""Safety: a non-finite loss stops the run with a clear message and a good checkpoint; Ctrl-C
+checkpoints and marks the run interrupted; a torn or foreign checkpoint is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from runner_helpers import SMALL, NaNPlugin, cli, model_weights, start_tzbench, wait_for_checkpoint
+
+from tzbench.catalog import Catalog
+from tzbench.config import TrainConfig
+from tzbench.db.store import Store
+from tzbench.plugins import get_plugin_manager
+from tzbench.runner.checkpoint import read_checkpoint_meta, save_checkpoint
+from tzbench.runner.context import RunError
+from tzbench.runner.train import train
+
+
+def _cfg(tmp_path: Path, **kw: object) -> TrainConfig:
+    data = {"params": {"n_train": 48, "n_test": 8}, "batch_size": 8, "eval_batch_size": 8}
+    return TrainConfig.model_validate({
+        "model": {"name": "nanafter", "params": {"after": 5}}, "data": data, "steps": 20, "checkpoint_every": 2,
+        "val_every": 100, "selection_judge": "psnr", "eval_after": False, "out_dir": str(tmp_path), **kw})
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(tmp_path: Path, db_url: str) -> None:
+    catalog = Catalog(get_plugin_manager(extra_plugins=[NaNPlugin()]))
+    store = Store(db_url)
+    with pytest.raises(RunError) as info:
+        train(_cfg(tmp_path), store, catalog, progress=False)
+    msg = str(info.value)
+    # Forward calls 1..5 (steps 0..4) are finite, call 6 (step 5) is NaN.
+    assert "the training loss became nan at step 5" in msg
+    assert "last good checkpoint" in msg and "(step 4)" in msg and "--resume" in msg
+    run = store.list_runs("train")[0]
+    assert run.status == "failed" and run.message == msg
+    last = Path(run.config["run_dir"]) / "last.safetensors"
+    assert read_checkpoint_meta(last)["step"] == 4
+    assert all(torch.isfinite(v).all() for v in model_weights(last).values())
+
+
+def test_nan_before_any_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    # Adam with lr 1e9 blows the weights up in one update: the loss of step 1 is infinite.
+    code, _, err = cli(["train", "srcnn", "--steps", "10", *SMALL, "--set", "optim.lr=1e9", "--set", "checkpoint_every=1",
+                        "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}", "--db", db, "--no-progress"],
+                       capsys)
+    assert code == 2
+    assert "training loss became inf at step 1" in err and "no checkpoint was written" in err
+    run = Store(db).list_runs("train")[0]
+    assert run.status == "failed"
+    # A checkpoint of weights that already gave an infinite loss is not "good": none was kept.
+    assert not (Path(run.config["run_dir"]) / "last.safetensors").exists()
+
+
+def test_ctrl_c_checkpoints_and_marks_interrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    proc = start_tzbench(["train", "srcnn", "--steps", "200", *SMALL, "--set", "checkpoint_every=2",
+                          "--set", "selection_judge=psnr", "--set", "eval_after=false", "--set", f"out_dir={tmp_path}",
+                          "--db", db, "--no-progress"], tmp_path)
+    wait_for_checkpoint(proc, tmp_path)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    run = Store(db).list_runs("train")[0]
+    assert run.status == "interrupted"
+    assert f"--resume {run.id}" in run.message and "SIGINT" in run.message
+    meta = json.loads((Path(run.config["run_dir"]) / "last.json").read_text())
+    stopped_at = int(run.message.split("at step ")[1].split(";")[0])
+    assert meta["step"] == stopped_at and 2 <= stopped_at < 200  # written on the way out, not the periodic one
+    assert meta["kind"] == "training-state"
+    # The interrupted run resumes (to a shorter total) and finishes in the same row.
+    code, _, err = cli(["train", "srcnn", "--resume", str(run.id), "--steps", str(stopped_at + 1), "--db", db,
+                        "--no-progress"], capsys)
+    assert code == 0, err
+    assert Store(db).get_run(run.id).status == "finished"
+
+
+def test_torn_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
+    from tzbench.runner.checkpoint import CheckpointError, load_sr_checkpoint, load_training_state
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    path = save_checkpoint(tmp_path / "best", model.state_dict(), {"sr_model": "srcnn", "kind": "model"})
+    with pytest.raises(CheckpointError, match="not of 'vdsr'"):
+        load_sr_checkpoint(path, model, "vdsr")
+    with pytest.raises(CheckpointError, match="not a training-state"):
+        load_training_state(path)
+    path.write_bytes(path.read_bytes()[:40])  # a torn file (what a non-atomic writer could leave)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_sr_checkpoint(path, model, "srcnn")
