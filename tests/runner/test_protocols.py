@@ -9,18 +9,29 @@ from pathlib import Path
 import pytest
 import torch
 from runner_helpers import SMALL, cli
+from safetensors.torch import load_file
 
 from tzbench.api import get_catalog
 from tzbench.db.store import Store
 from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch, ssim_per_image
 from tzbench.registry import load_registry
+from tzbench.runner.checkpoint import save_checkpoint
 
 N_TEST, BATCH = 8, 5  # batches of 5 and 3: per-batch averaging differs from per-image
 
 
-def _expected(protocol: str) -> dict[tuple[str, str], float]:
+def _srcnn_checkpoint(folder: Path) -> Path:
+    """An untrained SRCNN (seeded): its outputs leave [0, 1], so clipping matters."""
+    torch.manual_seed(0)
+    model = get_catalog().create("sr-models", "srcnn")
+    return save_checkpoint(folder / "srcnn", model.state_dict(), {"sr_model": "srcnn", "params": {}, "kind": "model"})
+
+
+def _expected(protocol: str, ckpt: Path) -> dict[tuple[str, str], float]:
     catalog = get_catalog()
-    model = catalog.create("sr-models", "bicubic").eval()
+    model = catalog.create("sr-models", "srcnn").eval()
+    model.load_state_dict(load_file(ckpt))
+    overshoot = False
     provider = catalog.create("datasets", "synth", {"n_train": 48, "n_test": N_TEST})
     out: dict[tuple[str, str], float] = {}
     for subset in ("easy", "medium", "hard"):
@@ -33,6 +44,7 @@ def _expected(protocol: str) -> dict[tuple[str, str], float]:
             hr = torch.stack([x["hr"] for x in items]).float() / 255
             with torch.no_grad():
                 sr = model(lr).float()
+            overshoot |= bool((sr < 0).any() or (sr > 1).any())
             if protocol == "legacy":
                 psnr.append(psnr_legacy_batch(sr, hr))
                 ssim.append(ssim_legacy_batch(sr, hr))
@@ -45,12 +57,15 @@ def _expected(protocol: str) -> dict[tuple[str, str], float]:
         else:
             out[(subset, "psnr")] = sum(psnr) / len(psnr)
             out[(subset, "ssim")] = sum(ssim) / len(ssim)
+    assert overshoot
     return out
 
 
 @pytest.mark.parametrize("protocol", ["legacy", "clean"])
-def test_eval_stores_the_protocols_psnr_ssim(protocol: str, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(["eval", "bicubic", "--protocol", protocol, "--db", db_url, "--no-progress",
+def test_eval_stores_the_protocols_psnr_ssim(protocol: str, tmp_path: Path, db_url: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _srcnn_checkpoint(tmp_path)
+    code, _, err = cli(["eval", "srcnn", "--checkpoint", str(ckpt), "--protocol", protocol, "--db", db_url, "--no-progress",
                         "--set", f"data.params.n_test={N_TEST}", "--set", "data.params.n_train=48",
                         "--set", f"data.eval_batch_size={BATCH}"], capsys)
     assert code == 0, err
@@ -58,11 +73,11 @@ def test_eval_stores_the_protocols_psnr_ssim(protocol: str, db_url: str, capsys:
     (run,) = store.list_runs("eval")
     assert run.protocol == protocol and run.config["protocol"] == protocol
     got = {(r.subset, r.metric): r.value for r in store.results(run.id) if r.recognizer == "-"}
-    want = _expected(protocol)
+    want = _expected(protocol, ckpt)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
-    # Bicubic overshoots [0, 1]: the two protocols really measure different things.
-    other = _expected("clean" if protocol == "legacy" else "legacy")
+    # Unclipped per-batch vs clipped per-image: the two protocols really measure different things.
+    other = _expected("clean" if protocol == "legacy" else "legacy", ckpt)
     assert any(abs(other[k] - want[k]) > 1e-4 for k in want)
 
 
