@@ -374,6 +374,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         judge: Annotated[Optional[str], typer.Option("--judge", help="recognizer that reads LR-up and SR")] = None,
         batch_size: Annotated[int, typer.Option(min=1)] = 64,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+        format: Annotated[OutFormat, typer.Option("--format", help="how to list the outputs")] = OutFormat.table,
     ) -> None:
         """Super-resolve your own text crops: each is resized to the model's 64x16 input (bicubic),
         super-resolved, and written as a PNG to --out."""
@@ -389,7 +390,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         sr = super_resolve(loaded.module, lr, dev, batch_size)
         records = save_outputs(paths, lr, sr, out_dir, judge=rec, sheets=side_by_side)
         cols = ["input", "output"] + (["lr_text", "sr_text"] if judge else []) + (["sheet"] if side_by_side else [])
-        _emit(records, cols, OutFormat.table, title=f"{model} -> {out_dir}")
+        shown = [{**r, **{k: Path(r[k]).name for k in ("input", "output", "sheet") if k in r}} for r in records]
+        _emit(shown, cols, format, title=f"{model} -> {out_dir}")
 
     export_app = typer.Typer(help="Export trained SR models to other runtimes.", no_args_is_help=True)
     app.add_typer(export_app, name="export")
