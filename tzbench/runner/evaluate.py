@@ -96,7 +96,8 @@ def evaluate_model(
             ds = provider.load(split, subset)
             n = len(ds) if max_samples is None else min(len(ds), max_samples)
             sizes[subset] = n
-            acc = MetricAccumulator(clamp=True, keep_legacy=legacy)
+            # Clean: sr is clipped once below, so the accumulator need not clip it twice more.
+            acc = MetricAccumulator(clamp=legacy, keep_legacy=legacy)
             task = prog.add_task(f"eval {subset}", total=n, info="")
             for batch in _batches(ds, n, batch_size, num_workers):
                 lr = batch["lr"].to(device, non_blocking=True)

@@ -210,8 +210,8 @@ def _validate(net: torch.nn.Module, sel: Selection, device: torch.device, batch_
             if not sel.legacy:
                 sr = sr.clamp_(0, 1)
             hr = batch["hr"].to(device)
-            sums[0] += float(psnr_per_image(sr, hr, clamp=True).double().sum())
-            sums[1] += float(ssim_per_image(sr, hr, clamp=True).double().sum())
+            sums[0] += float(psnr_per_image(sr, hr, clamp=sel.legacy).double().sum())
+            sums[1] += float(ssim_per_image(sr, hr, clamp=sel.legacy).double().sum())
             sums[2] += sr.shape[0]
             if sel.judge is not None:
                 preds = sel.judge.recognizer.recognize(sr[:, :3])
