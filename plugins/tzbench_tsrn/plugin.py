@@ -1,0 +1,60 @@
+"""Registers TSRN and its Table 3 ablations (imports only pydantic params and spec types).
+
+* ``tsrn``: 5 SRBs + TPS-STN alignment, trained with ``tsrn_loss`` (MSE over all channels
+  + 1e-4 x gradient-profile loss on RGB), the full model of the paper.
+* ``tsrn_srb_align``: the same architecture trained with plain L2 (Table 3, "+ align").
+* ``tsrn_srb``: 5 SRBs without the alignment module, L2 (Table 3, "5 x SRB").
+
+The channel count follows ``mask`` (4 = RGB + binary mask by default, as in the paper).
+"""
+
+from __future__ import annotations
+
+from tzbench.hookspecs import hookimpl
+from tzbench.specs import SRModelSpec
+
+from tzbench_tsrn.params import TSRNParams, TSRNSRBAlignParams, TSRNSRBParams
+
+__all__ = ["register_sr_models", "TSRN_SPECS"]
+
+_PAPER = "Wang et al., Scene Text Image Super-Resolution in the Wild, ECCV 2020"
+_TARGET = "tzbench_tsrn.tsrn:TSRN"
+
+TSRN_SPECS: tuple[SRModelSpec, ...] = (
+    SRModelSpec(
+        name="tsrn",
+        target=_TARGET,
+        params=TSRNParams,
+        summary=(
+            "TSRN: 5 sequential residual blocks (conv + BiGRU along columns and rows) + TPS-STN "
+            "alignment (training only), mask channel, gradient-profile loss (2,681,677 params)."
+        ),
+        paper=_PAPER,
+        default_loss="tsrn_loss",
+        in_channels=None,
+    ),
+    SRModelSpec(
+        name="tsrn_srb_align",
+        target=_TARGET,
+        params=TSRNSRBAlignParams,
+        summary="TSRN ablation (Table 3): 5 x SRB + alignment, plain L2 loss (2,681,677 params).",
+        paper=_PAPER,
+        default_loss="l2",
+        in_channels=None,
+    ),
+    SRModelSpec(
+        name="tsrn_srb",
+        target=_TARGET,
+        params=TSRNSRBParams,
+        summary="TSRN ablation (Table 3): 5 x SRB, no alignment module, plain L2 loss (826,629 params).",
+        paper=_PAPER,
+        default_loss="l2",
+        in_channels=None,
+    ),
+)
+
+
+@hookimpl
+def register_sr_models() -> list[SRModelSpec]:
+    """TSRN and its two ablations."""
+    return list(TSRN_SPECS)
