@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from runner_helpers import SMALL, NaNPlugin, cli, model_weights, start_tzbench, wait_for_checkpoint
+from runner_helpers import SMALL, NaNAfter, NaNPlugin, cli, model_weights, start_tzbench, wait_for_checkpoint
 
 from tzbench.catalog import Catalog
 from tzbench.config import TrainConfig
 from tzbench.db.store import Store
 from tzbench.plugins import get_plugin_manager
-from tzbench.runner.checkpoint import read_checkpoint_meta, save_checkpoint
+from tzbench.runner.checkpoint import load_sr_checkpoint, read_checkpoint_meta, save_checkpoint
 from tzbench.runner.context import RunError
 from tzbench.runner.train import train
 
@@ -42,6 +42,10 @@ def test_nan_loss_stops_with_last_good_checkpoint(tmp_path: Path, db_url: str) -
     last = Path(run.config["run_dir"]) / "last.safetensors"
     assert read_checkpoint_meta(last)["step"] == 4
     assert all(torch.isfinite(v).all() for v in model_weights(last).values())
+    # A training state also serves as a model checkpoint (tzbench eval/sr --checkpoint last.safetensors).
+    fresh = NaNAfter()
+    load_sr_checkpoint(last, fresh, "nanafter")
+    assert torch.equal(fresh.conv.weight, model_weights(last)["conv.weight"])
 
 
 def test_nan_before_any_checkpoint_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +86,7 @@ def test_ctrl_c_checkpoints_and_marks_interrupted(tmp_path: Path, capsys: pytest
 
 
 def test_torn_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
-    from tzbench.runner.checkpoint import CheckpointError, load_sr_checkpoint, load_training_state
+    from tzbench.runner.checkpoint import CheckpointError, load_training_state
 
     model = torch.nn.Conv2d(3, 3, 1)
     path = save_checkpoint(tmp_path / "best", model.state_dict(), {"sr_model": "srcnn", "kind": "model"})
