@@ -544,7 +544,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             if device.type == "cuda":
                 net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
                 runtime["sync_batchnorm"] = True
-            else:
+            elif ctx.is_main:
                 log.warning("%s has BatchNorm: on the CPU its statistics are per process (SyncBatchNorm needs CUDA)",
                             cfg.model.name)
         unused = _unused_parameters(net, info.in_channels, device)
