@@ -73,7 +73,11 @@ class TrainConfig(_Strict):
     val_every: int = Field(default=100, ge=1)
     val_max_samples: int = Field(default=256, ge=1)
     checkpoint_every: int = Field(default=100, ge=1)
-    selection_judge: str | None = Field(default=None, description="None: select by PSNR on val")
+    selection_judge: str | None = Field(
+        default=None,
+        description="judge whose val accuracy selects the best checkpoint; None: the protocol's judge "
+        "(clean: registry selection_judge, legacy: aster); 'psnr' or '-': select by PSNR",
+    )
     judges: list[str] = Field(default_factory=lambda: ["ppocr"])
     eval_after: bool = Field(default=True, description="evaluate the best checkpoint on test when done")
     protocol: Literal["clean", "legacy"] = "clean"

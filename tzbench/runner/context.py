@@ -234,9 +234,9 @@ def fetch(ds: Any, idx: torch.Tensor) -> dict[str, Any]:
     """One collated batch of ``ds`` at the indices ``idx``.
 
     tzbench datasets gather a batch from their uint8 cache in one vectorised call
-    (``_batch``); any other map-style dataset is read item by item and collated.
+    (``get_batch``); any other map-style dataset is read item by item and collated.
     """
-    batch_fn = getattr(ds, "_batch", None)
+    batch_fn = getattr(ds, "get_batch", None)
     if batch_fn is not None:
         return batch_fn(idx)
     return collate([ds[int(i)] for i in idx.tolist()])
