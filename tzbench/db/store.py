@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
 
-__all__ = ["DEFAULT_DB_URL", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow"]
+__all__ = ["DEFAULT_DB_URL", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow", "pid_alive"]
 
 DEFAULT_DB_URL = "sqlite:///tzbench.db"
 T = TypeVar("T")
@@ -233,7 +233,7 @@ class Store:
         host = socket.gethostname()
         with self._sessions() as s:
             candidates = list(s.scalars(select(Run).where(Run.status == "running", Run.host == host)))
-        dead = [r.id for r in candidates if r.pid is not None and not _pid_alive(r.pid)]
+        dead = [r.id for r in candidates if r.pid is not None and not pid_alive(r.pid)]
         for run_id in dead:
             self.finish_run(run_id, status="failed", message="the process died without finishing the run")
         return dead
@@ -318,7 +318,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

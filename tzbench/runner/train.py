@@ -33,7 +33,7 @@ from tzbench.catalog import Catalog
 from tzbench.config import EvalConfig, TrainConfig
 from tzbench.data import collate
 from tzbench.db.models import NO_RECOGNIZER
-from tzbench.db.store import ResultRow, Store
+from tzbench.db.store import ResultRow, Store, pid_alive
 from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch, ssim_per_image, word_accuracy
 from tzbench.registry import load_registry
 from tzbench.weights import sha256_file
@@ -313,16 +313,6 @@ def _norm(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # stop requests (Ctrl-C, SIGTERM)
 
@@ -507,7 +497,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             run_id = int(meta["run_id"])
             run = store.get_run(run_id)
             if (run.status == "running" and run.host == socket.gethostname() and run.pid
-                    and run.pid != os.getpid() and _pid_alive(run.pid)):
+                    and run.pid != os.getpid() and pid_alive(run.pid)):
                 raise RunError(f"run {run_id} is still running (pid {run.pid}); stop it before resuming")
             run_dir = Path((run.config or {}).get("run_dir") or Path(path).parent)
             changes = _config_changes(meta["config"], cfg.model_dump(mode="json"))
