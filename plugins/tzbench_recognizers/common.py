@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tzbench.weights import load_state_dict_file, load_strict
+from tzbench.weights import load_strict
 
 __all__ = [
     "LOWER_ALNUM",
@@ -258,12 +258,17 @@ class Recognizer:
     __call__ = recognize
 
     def load_weights(self, path: str | Path) -> Recognizer:
-        """Load an official checkpoint strictly (``weights_only``; ``module.`` tolerated).
+        """Load weights strictly: an official checkpoint or a tzbench one.
 
-        Raises :class:`tzbench.weights.WeightsError` naming the file when it cannot be read
-        safely, holds non-tensor objects, or does not fit the network's keys and shapes.
+        Official files are read with ``weights_only`` (``module.`` tolerated); a tzbench
+        checkpoint (safetensors, from ``tzbench train-recognizer``) is recognised by content
+        and must belong to this judge (see :mod:`tzbench_recognizers.checkpoints`). Raises
+        :class:`tzbench.weights.WeightsError` naming the file when it cannot be read safely,
+        holds non-tensor objects, or does not fit the network's keys and shapes.
         """
-        state = load_state_dict_file(path, key=self.weights_key)
+        from tzbench_recognizers.checkpoints import read_judge_weights
+
+        state = read_judge_weights(path, self.name, key=self.weights_key)
         load_strict(self.net, state, source=str(path))
         self.net.to(self.device)
         self.weights_path = Path(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from tzbench.weights import load_state_dict_file, load_strict
+from tzbench.weights import load_strict
 from tzbench_recognizers.common import Mode, Recognizer, check_images, to_signed
 from tzbench_recognizers.aster.params import (
     CHARSET,
@@ -137,11 +137,15 @@ class ASTERRecognizer(Recognizer):
     def load_weights(self, path: str | Path) -> ASTERRecognizer:
         """Load ``torch.load(path, weights_only=True)['state_dict']`` strictly.
 
+        A tzbench checkpoint (safetensors from ``tzbench train-recognizer``) is accepted too.
+
         Old checkpoints may lack the four ``tps.*`` buffers (they are regenerated from the
         constructor values) and BN ``num_batches_tracked`` entries; anything else missing or
         unexpected raises :class:`tzbench.weights.WeightsError` naming the file.
         """
-        state = load_state_dict_file(path, key=self.weights_key)
+        from tzbench_recognizers.checkpoints import read_judge_weights
+
+        state = read_judge_weights(path, self.name, key=self.weights_key)
         load_strict(self.net, state, source=str(path), fill_missing=self.net.constructor_buffers())
         self.net.to(self.device)
         self.weights_path = Path(path)

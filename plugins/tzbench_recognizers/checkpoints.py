@@ -1,0 +1,119 @@
+"""Judge weights written by tzbench (``train-recognizer``): safetensors + JSON sidecar.
+
+A judge's ``weights=`` param accepts two kinds of file:
+
+* an **official checkpoint** (``crnn.pth``, ``moran.pth``, ``demo.pth.tar``): a pickle, opened
+  only with ``torch.load(weights_only=True)`` and loaded with strict key/shape checks, exactly
+  as before;
+* a **tzbench checkpoint** (``best.safetensors`` from ``tzbench train-recognizer``, or a copy
+  of it): safetensors holds no code, so it is read directly. When the JSON sidecar is present
+  The metadata tzbench stores in the safetensors header (or, for older files, the JSON
+  sidecar, whose recorded sha256 must then match) must say ``kind: recognizer`` for the same
+  judge, so a copy placed elsewhere (e.g. by ``tzbench weights add``) still identifies itself;
+  a safetensors file without any metadata is accepted on its keys and shapes alone, strictly.
+
+The file type is told by content (the safetensors header), not by its name, so a trained
+judge copied to the official file name still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tzbench.weights import WeightsError, load_state_dict_file, load_strict, sha256_file
+
+__all__ = ["is_safetensors_file", "read_recognizer_weights", "read_judge_weights", "load_recognizer_checkpoint"]
+
+
+def is_safetensors_file(path: str | Path) -> bool:
+    """Whether ``path`` starts like a safetensors file (8-byte header length, then JSON ``{``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < n < (1 << 30)
+
+
+def _embedded_meta(path: Path) -> dict[str, Any] | None:
+    """The metadata tzbench writes into the safetensors header (None when absent)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("tzbench")
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: its tzbench header is not valid JSON ({exc})") from exc
+    return meta if isinstance(meta, dict) else None
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json") if path.suffix == ".safetensors" else path.with_name(path.name + ".json")
+
+
+def read_recognizer_weights(path: str | Path, recognizer: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict of a tzbench judge checkpoint and its metadata (``{}`` without sidecar).
+
+    Raises :class:`~tzbench.weights.WeightsError` when the file is unreadable, its sidecar
+    names another judge or is not a recognizer checkpoint, or the sha256 does not match.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    meta = _embedded_meta(path)
+    side = _sidecar(path)
+    if meta is None and side.is_file():
+        # older files carry their metadata only in the sidecar: it must match the weights
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{side}: not valid JSON ({exc})") from exc
+        recorded = meta.get("weights_sha256")
+        if recorded and recorded != sha256_file(path):
+            raise WeightsError(f"{path}: sha256 differs from the one recorded in {side.name} (file changed?)")
+    meta = meta or {}
+    if meta:
+        kind, owner = meta.get("kind"), meta.get("recognizer")
+        if kind != "recognizer" or owner is None:
+            raise WeightsError(f"{path} is a tzbench checkpoint of kind {kind!r} "
+                               f"({meta.get('sr_model') or owner}), not a judge checkpoint")
+        if owner != recognizer:
+            raise WeightsError(f"{path} holds weights of judge {owner!r}, not of {recognizer!r}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
+    return state, meta
+
+
+def read_judge_weights(path: str | Path, recognizer: str, key: str | None = None) -> dict[str, torch.Tensor]:
+    """State dict of ``path``: a tzbench checkpoint (safetensors) or an official file (``key``)."""
+    if is_safetensors_file(path):
+        return read_recognizer_weights(path, recognizer)[0]
+    return load_state_dict_file(path, key=key)
+
+
+def load_recognizer_checkpoint(rec: Any, path: str | Path) -> dict[str, Any]:
+    """Load a tzbench judge checkpoint into ``rec.net`` strictly; returns its metadata."""
+    state, meta = read_recognizer_weights(path, rec.name)
+    load_strict(rec.net, state, source=str(path))
+    rec.net.to(rec.device)
+    rec.weights_path = Path(path)
+    return meta
