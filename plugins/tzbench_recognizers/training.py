@@ -1,0 +1,671 @@
+"""Training text recognizers (judges) here: ``tzbench train-recognizer crnn --data synth,wild``.
+
+The trained network is the judge's own ``net`` (the official key layout), fed through the
+judge's own :meth:`preprocess`, so a checkpoint written here is read by the judge exactly as
+it was trained. Losses:
+
+* ``crnn`` (and any CTC judge): CTC over the per-frame logits, blank = class 0;
+* ``moran``: teacher-forced cross-entropy of both attention decoders (L2R on the word + ``$``,
+  R2L on the reversed word + ``$``), the rectifier run as at inference;
+* ``aster``: the official teacher-forced ``SequenceCrossEntropyLoss`` over voc ``all`` + EOS;
+* a third-party judge is trainable when it has ``training_loss(images, labels) -> Tensor``
+  (``vitstr`` does).
+
+Runs are recorded in the store like SR runs (``kind="train-recognizer"``, the judge name in
+``sr_model``, the data in ``benchmark``) with the loss and validation accuracy per evaluation
+step and, at the end, the best checkpoint's word accuracy on each dataset's test split, on HR
+images and on bicubic-upsampled LR images (TextZoom's rule: lower-case ``[0-9a-z]``, exact).
+
+Checkpoints are tzbench checkpoints (safetensors + JSON, atomic) with ``kind: "recognizer"``;
+judges accept them through their ``weights=`` param (see :func:`read_recognizer_weights`).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import Tensor
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+from tzbench.data import collate
+from tzbench.metrics import word_accuracy
+from tzbench.text import str_filt
+
+__all__ = [
+    "JudgeRef",
+    "RecognizerTrainConfig",
+    "RecognizerTrainOutcome",
+    "AccuracyReport",
+    "recognizer_loss",
+    "is_trainable",
+    "augment_batch",
+    "bicubic_up",
+    "read_accuracy",
+    "schedule_factor",
+    "kaiming_init",
+    "train_recognizer",
+    "ctc_targets",
+    "ctc_loss_from_logits",
+    "FrameTeacher",
+    "distillation_loss",
+]
+
+CHECKPOINT_FORMAT = "tzbench-checkpoint-1"
+CHECKPOINT_KIND = "recognizer"
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class JudgeRef(BaseModel):
+    """The judge to train: its registry name and its (validated) params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecognizerTrainConfig(BaseModel):
+    """Everything ``train-recognizer`` needs. Defaults: the CPU recipe of docs/judges.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: JudgeRef
+    data: list[str] = Field(default_factory=lambda: ["synth", "wild"], description="datasets whose train splits are mixed")
+    data_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="params per dataset name, e.g. {synth: {n_train: 20000}}"
+    )
+    steps: int = Field(default=3000, ge=0, description="optimizer steps (the schedule's length)")
+    max_minutes: float | None = Field(
+        default=None, gt=0, description="wall-clock budget of the training loop; the schedule follows "
+        "whichever of steps or time is further along, and training stops when either runs out"
+    )
+    batch_size: int = Field(default=64, ge=1)
+    eval_batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=1e-3, gt=0, description="peak Adam learning rate")
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup: float = Field(default=0.03, ge=0, lt=1, description="share of the run with a linear warm-up")
+    schedule: Literal["cosine", "constant"] = "cosine"
+    grad_clip: float | None = Field(default=5.0, gt=0)
+    augment: bool = Field(default=True, description="light geometric/photometric jitter of the training images")
+    lr_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="share of each batch fed as bicubic-upsampled LR instead of HR"
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="bf16: autocast the forward pass (faster on CPUs with AVX512-BF16)"
+    )
+    init: Literal["default", "kaiming"] = Field(
+        default="kaiming", description="initialisation when training from scratch: the network's constructor "
+        "values, or Kaiming-normal (fan-out, ReLU) convolutions with zero bias (faster start for CRNN's "
+        "conv layers without BN); ignored when the judge params load weights"
+    )
+    distill: str | None = Field(
+        default=None, description="teacher judge whose per-frame CTC posteriors also supervise a CTC student "
+        "(e.g. ppocr, which needs no weights); None: labels only"
+    )
+    distill_weight: float = Field(default=1.0, ge=0, description="weight of the frame distillation term")
+    val_every: int = Field(default=200, ge=1)
+    val_max_samples: int = Field(default=512, ge=1)
+    test_subsets: list[str] = Field(default_factory=lambda: ["easy", "medium", "hard"])
+    test_max_samples: int | None = Field(default=None, ge=1, description="limit each test set (quick checks)")
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's)")
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str = "runs"
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v: list[str]) -> list[str]:
+        names = [n.strip() for n in v if n.strip()]
+        if not names:
+            raise ValueError("data must name at least one dataset")
+        if len(set(names)) != len(names):
+            raise ValueError(f"data names a dataset twice: {names}")
+        return names
+
+
+@dataclass
+class AccuracyReport:
+    """Word accuracy of one judge on one set: ``correct / n`` plus a few examples."""
+
+    correct: int
+    n: int
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        """``correct / n`` (``nan`` for an empty set)."""
+        return self.correct / self.n if self.n else math.nan
+
+
+@dataclass
+class RecognizerTrainOutcome:
+    """Where a recognizer training run left its results."""
+
+    run_id: int
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    best_val: float | None
+    steps: int
+    seconds: float
+    status: str
+    test: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def ctc_targets(labels: list[str], charset: str) -> tuple[Tensor, Tensor]:
+    """Concatenated CTC targets (class ``i + 1`` for ``charset[i]``) and their lengths.
+
+    Labels are reduced with ``str_filt(label, 'lower')`` first (TextZoom's scoring alphabet);
+    characters outside ``charset`` are dropped.
+    """
+    index = {c: i + 1 for i, c in enumerate(charset)}
+    ids: list[int] = []
+    lengths: list[int] = []
+    for label in labels:
+        row = [index[c] for c in str_filt(label, "lower") if c in index]
+        ids.extend(row)
+        lengths.append(len(row))
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(lengths, dtype=torch.long)
+
+
+def ctc_loss_from_logits(logits: Tensor, labels: list[str], charset: str) -> Tensor:
+    """Mean CTC loss of time-major logits ``(T, B, 1 + len(charset))``, blank = 0.
+
+    Labels the frames cannot hold (more symbols than frames allow) give an infinite loss,
+    which is zeroed rather than allowed to poison the batch.
+    """
+    targets, lengths = ctc_targets(labels, charset)
+    t, b, _ = logits.shape
+    logp = logits.float().log_softmax(2)
+    return F.ctc_loss(logp, targets.to(logits.device), torch.full((b,), t, dtype=torch.long),
+                      lengths, blank=0, reduction="mean", zero_infinity=True)
+
+
+def _crnn_logits(rec: Any, images: Tensor) -> Tensor:
+    return rec.net(rec.preprocess(images))
+
+
+def _crnn_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
+    return ctc_loss_from_logits(_crnn_logits(rec, images), labels, rec.charset)
+
+
+class FrameTeacher:
+    """Per-frame CTC posteriors of a teacher judge, folded onto a student's CTC classes.
+
+    The student reads TextZoom's case-insensitive alphabet, so a teacher symbol maps to its
+    lower-case form when the student has it and to the blank otherwise (the student must stay
+    silent on punctuation and spaces, which TextZoom's labels drop). The teacher's frames are
+    resampled linearly to the student's frame count. The teacher must expose
+    ``frame_posteriors(images) -> (probs (B, T, C) numpy/tensor, charset list, blank index)``
+    or be the built-in ``ppocr`` judge.
+    """
+
+    def __init__(self, teacher: Any, student_charset: str) -> None:
+        self.teacher = teacher
+        self.student_charset = student_charset
+        self._map: Tensor | None = None
+
+    def _posteriors(self, images: Tensor) -> tuple[Tensor, list[str]]:
+        own = getattr(self.teacher, "frame_posteriors", None)
+        if callable(own):
+            probs, charset, blank = own(images)
+            if blank != 0:
+                raise ValueError("FrameTeacher expects the teacher's blank at class 0")
+            return torch.as_tensor(probs).float(), list(charset)
+        if type(self.teacher).__name__ == "PPOCRRecognizer":
+            x = self.teacher.preprocess(images.detach().float().cpu())
+            probs = self.teacher.net.run(None, {self.teacher._input: x})[0]
+            return torch.from_numpy(probs).float(), list(self.teacher.charset)
+        raise TypeError(f"{type(self.teacher).__name__} cannot teach: it has no frame_posteriors(images)")
+
+    def targets(self, images: Tensor, frames: int) -> Tensor:
+        """Soft targets ``(frames, B, 1 + len(student_charset))`` (time-major, rows sum to 1)."""
+        probs, charset = self._posteriors(images)
+        if self._map is None or self._map.numel() != probs.shape[-1]:
+            index = {c: i + 1 for i, c in enumerate(self.student_charset)}
+            mapping = [0] + [index.get(c.lower(), 0) if len(c.lower()) == 1 else 0 for c in charset]
+            mapping += [0] * (probs.shape[-1] - len(mapping))
+            self._map = torch.tensor(mapping[: probs.shape[-1]], dtype=torch.long)
+        b, t, _ = probs.shape
+        folded = torch.zeros(b, t, 1 + len(self.student_charset)).index_add_(2, self._map, probs)
+        if t != frames:
+            folded = F.interpolate(folded.transpose(1, 2), size=frames, mode="linear", align_corners=False)
+            folded = folded.transpose(1, 2)
+        folded = folded / folded.sum(-1, keepdim=True).clamp_min(1e-8)
+        return folded.transpose(0, 1).to(images.device)
+
+
+def distillation_loss(logits: Tensor, soft: Tensor) -> Tensor:
+    """Frame-wise cross-entropy of student logits ``(T, B, C)`` against soft targets, frame mean."""
+    return -(soft * logits.float().log_softmax(-1)).sum(-1).mean()
+
+
+def _moran_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
+    from tzbench_recognizers.moran.params import ALPHABET, END_SYMBOL
+
+    net = rec.net
+    index = {c: i for i, c in enumerate(ALPHABET)}
+    end = index[END_SYMBOL]
+    max_len = rec.max_steps - 1
+    words = [[index[c] for c in str_filt(w, "lower") if c in index][:max_len] for w in labels]
+    _, seq = net.ASRN.features(net.MORN(rec.preprocess(images), enhance=1))
+    total = images.new_zeros(())
+    decoders = [(net.ASRN.attentionL2R, False), (net.ASRN.attentionR2L, True)] if net.ASRN.BidirDecoder \
+        else [(net.ASRN.attention, False)]
+    for decoder, reverse in decoders:
+        rows = [(w[::-1] if reverse else w) + [end] for w in words]
+        steps = max(len(r) for r in rows)
+        target = torch.full((len(rows), steps), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            target[i, : len(r)] = torch.tensor(r)
+        target = target.to(images.device)
+        hidden = seq.new_zeros(seq.shape[1], decoder.hidden_size)
+        prev = torch.zeros(seq.shape[1], dtype=torch.long, device=images.device)  # row 0 = start
+        logits = []
+        for s in range(steps):
+            hidden, _ = decoder.attention_cell(hidden, seq, decoder.char_embeddings.index_select(0, prev))
+            logits.append(decoder.generator(hidden))
+            # teacher forcing: the next input is the true symbol (embedding row = class + 1)
+            prev = target[:, s].clamp(min=0) + 1
+        out = torch.stack(logits, 1)
+        total = total + F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), target.reshape(-1), ignore_index=-100)
+    return total
+
+
+def _aster_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
+    from tzbench_recognizers.aster.params import EOS, PADDING, UNKNOWN, VOC_ALL
+
+    index = {c: i for i, c in enumerate(VOC_ALL)}
+    max_len = rec.max_len_labels - 1
+    rows = [[index.get(c, UNKNOWN) for c in str_filt(w, "all")][:max_len] + [EOS] for w in labels]
+    lengths = [len(r) for r in rows]
+    target = torch.full((len(rows), max(lengths)), PADDING, dtype=torch.long)
+    for i, r in enumerate(rows):
+        target[i, : len(r)] = torch.tensor(r)
+    out = rec.net(rec.preprocess(images), target.to(images.device), lengths)
+    return out["loss_rec"]
+
+
+def _ctc_logits_fn(rec: Any) -> Any:
+    own = getattr(rec, "ctc_logits", None)
+    if callable(own) and getattr(rec, "has_ctc_logits", True):
+        return lambda r, images: own(images)
+    return _crnn_logits if type(rec).__name__ == "CRNNRecognizer" else None
+
+
+def _ctc_logits(rec: Any, images: Tensor) -> Tensor:
+    """Time-major per-frame logits ``(T, B, 1 + len(charset))`` of a CTC judge (with gradients)."""
+    fn = _ctc_logits_fn(rec)
+    if fn is None:
+        raise TypeError(f"{type(rec).__name__} has no per-frame CTC logits")
+    return fn(rec, images)
+
+
+def _builtin_loss(rec: Any) -> Any:
+    kind = type(rec).__name__
+    return {"CRNNRecognizer": _crnn_loss, "MORANRecognizer": _moran_loss, "ASTERRecognizer": _aster_loss}.get(kind)
+
+
+def is_trainable(rec: Any) -> bool:
+    """Whether :func:`recognizer_loss` knows how to train this judge."""
+    return callable(getattr(rec, "training_loss", None)) or _builtin_loss(rec) is not None
+
+
+def recognizer_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
+    """The training loss of judge ``rec`` on images ``(B, 3, H, W)`` in ``[0, 1]`` and their labels.
+
+    Runs the judge's own preprocessing, so training and judging see the same input. The
+    network must already be in train mode; gradients flow into ``rec.net``.
+    """
+    own = getattr(rec, "training_loss", None)
+    if callable(own):
+        return own(images, labels)
+    fn = _builtin_loss(rec)
+    if fn is None:
+        raise TypeError(f"{type(rec).__name__} is not trainable: it has no training_loss(images, labels)")
+    return fn(rec, images, labels)
+
+
+def kaiming_init(net: torch.nn.Module) -> None:
+    """Re-initialise every convolution: Kaiming-normal (fan-out, ReLU) weights, zero bias."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def bicubic_up(lr: Tensor, size: tuple[int, int] = (32, 128)) -> Tensor:
+    """LR ``(B, C, h, w)`` in ``[0, 1]`` upsampled bicubically to ``size``, clamped to ``[0, 1]``."""
+    return F.interpolate(lr, size, mode="bicubic", align_corners=False).clamp_(0, 1)
+
+
+def augment_batch(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Light, label-preserving jitter of ``(B, 3, H, W)`` images in ``[0, 1]``.
+
+    Per image: a small affine warp (rotation within +-3 degrees, shear +-0.15, scale 0.9-1.05,
+    shift +-4% horizontally / +-8% vertically, border replicated), contrast and brightness
+    jitter, random channel order, and for a quarter of the images a 3x3 blur; Gaussian noise
+    on top. Random numbers come from ``generator`` (on the CPU), so a seeded run repeats.
+    """
+    b = images.shape[0]
+
+    def u(lo: float, hi: float, n: int = b) -> Tensor:
+        return (torch.rand(n, generator=generator) * (hi - lo) + lo).to(images.device)
+
+    ang = u(-3, 3) * math.pi / 180
+    shear, scale = u(-0.15, 0.15), u(0.9, 1.05)
+    tx, ty = u(-0.04, 0.04), u(-0.08, 0.08)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos, -sin + shear, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    perm = torch.stack([torch.randperm(3, generator=generator) for _ in range(b)]).to(images.device)
+    out = out.gather(1, perm[:, :, None, None].expand(-1, -1, *out.shape[2:]))
+    blur = (torch.rand(b, generator=generator) < 0.25).to(images.device)
+    if bool(blur.any()):
+        k = torch.tensor([1.0, 2.0, 1.0], device=images.device, dtype=images.dtype)
+        k2 = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+        blurred = F.conv2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), k2, groups=3)
+        out = torch.where(blur[:, None, None, None], blurred, out)
+    mean = out.mean((1, 2, 3), keepdim=True)
+    contrast, bright = u(0.6, 1.2)[:, None, None, None], u(-0.1, 0.1)[:, None, None, None]
+    out = (out - mean) * contrast + mean + bright
+    noise = torch.randn(out.shape, generator=generator).to(images.device) * u(0, 0.03)[:, None, None, None]
+    return (out + noise).clamp_(0, 1)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def read_accuracy(
+    rec: Any,
+    dataset: Dataset,
+    batch_size: int = 128,
+    source: Literal["hr", "lr_bicubic"] = "hr",
+    keep_examples: int = 0,
+) -> AccuracyReport:
+    """Word accuracy of judge ``rec`` reading ``dataset`` (TextZoom's test rule).
+
+    ``source="hr"`` feeds the HR images; ``"lr_bicubic"`` the LR images upsampled bicubically
+    to the HR size (the "no super-resolution" baseline of TextZoom).
+    """
+    correct = n = 0
+    examples: list[tuple[str, str]] = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        images = batch["hr"][:, :3] if source == "hr" else bicubic_up(batch["lr"][:, :3], tuple(batch["hr"].shape[-2:]))
+        preds = rec.recognize(images)
+        ok = word_accuracy(preds, batch["label"])
+        correct += sum(ok)
+        n += len(ok)
+        if len(examples) < keep_examples:
+            examples.extend(list(zip(preds, batch["label"]))[: keep_examples - len(examples)])
+    return AccuracyReport(correct, n, examples)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def schedule_factor(progress: float, warmup: float, kind: str) -> float:
+    """LR multiplier at ``progress`` in ``[0, 1]``: linear warm-up, then cosine to 0 (or constant)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return max(progress / warmup, 1e-3)
+    if kind == "constant":
+        return 1.0
+    rest = (progress - warmup) / max(1e-12, 1.0 - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * rest))
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int):
+    if n < batch_size:
+        raise ValueError(f"the training data has {n} samples, fewer than batch size {batch_size}")
+    epoch = 0
+    while True:
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g)
+        for i in range(n // batch_size):
+            yield order[i * batch_size : (i + 1) * batch_size].tolist()
+        epoch += 1
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _dist_of(plugin_name: str, catalog: Any) -> str:
+    for info in getattr(getattr(catalog.pm, "tzbench_loaded", None), "infos", []):
+        if info.name == plugin_name:
+            return f"{info.dist} {info.version}"
+    return plugin_name
+
+
+def train_recognizer(
+    cfg: RecognizerTrainConfig,
+    store: Any,
+    catalog: Any,
+    progress: bool = True,
+    log: Any = None,
+) -> RecognizerTrainOutcome:
+    """Train judge ``cfg.judge`` on the train splits of ``cfg.data``; record and checkpoint it.
+
+    Selection: the checkpoint with the best validation accuracy (val splits of the same
+    datasets) is ``best``; the final state is ``last``. At the end the best checkpoint is read
+    back and scored on every dataset's test split, HR and bicubic LR, and those numbers are
+    recorded as the run's final results. ``log`` (a callable taking a string) receives
+    progress lines for non-interactive logs.
+    """
+    from tzbench.db.store import ResultRow
+    from tzbench.runner.checkpoint import checkpoint_paths, save_checkpoint
+    from tzbench.weights import sha256_file
+    from tzbench.runner.context import RunError, make_progress, pick_device, provenance, seed_everything
+
+    say = log or (lambda _msg: None)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+    name = cfg.judge.name
+    entry = catalog.entry("recognizers", name)
+    judge_params = catalog.validate_params("recognizers", name, {**cfg.judge.params, "device": str(device)}).model_dump()
+    rec = catalog.create("recognizers", name, judge_params)
+    if not is_trainable(rec) or not hasattr(rec, "net"):
+        raise RunError(f"judge {name!r} cannot be trained here (it has no network/training loss)")
+    net = rec.net
+    if cfg.init == "kaiming" and not judge_params.get("weights"):
+        kaiming_init(net)
+    n_params = sum(p.numel() for p in net.parameters())
+    teacher: FrameTeacher | None = None
+    if cfg.distill:
+        if _ctc_logits_fn(rec) is None:
+            raise RunError(f"distillation needs a CTC student; {name!r} has no per-frame logits")
+        teacher = FrameTeacher(catalog.create("recognizers", cfg.distill, {}), rec.charset)
+    # What a checkpoint needs to rebuild the judge: its params without machine-specific ones.
+    saved_params = {k: v for k, v in judge_params.items() if k not in ("weights", "device", "batch_size")}
+
+    providers = {d: catalog.create("datasets", d, cfg.data_params.get(d, {})) for d in cfg.data}
+    unknown = set(cfg.data_params) - set(cfg.data)
+    if unknown:
+        raise RunError(f"data_params names datasets that are not trained on: {sorted(unknown)}")
+    train_ds = ConcatDataset([p.load("train") for p in providers.values()])
+    val_parts = [p.load("val") for p in providers.values()]
+    val_ds: Dataset = ConcatDataset([v for v in val_parts if len(v)])
+    if len(val_ds) > cfg.val_max_samples:
+        val_ds = Subset(val_ds, torch.linspace(0, len(val_ds) - 1, cfg.val_max_samples).long().tolist())
+
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas),
+                           weight_decay=cfg.weight_decay)
+    run_id = store.start_run(
+        kind="train-recognizer", sr_model=name, provider=_dist_of(entry.plugin, catalog),
+        benchmark=",".join(cfg.data), protocol="clean", comparable=False, config=cfg.model_dump(mode="json"),
+        n_params=n_params, seed=cfg.seed, **provenance(device),
+    )
+    run_dir = Path(cfg.out_dir) / f"{run_id:05d}-recognizer-{name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    best_path, last_path = run_dir / "best", run_dir / "last"
+    store.update_run(run_id, checkpoint=str(checkpoint_paths(best_path)[0]))
+
+    def meta(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, "recognizer": name, "params": saved_params,
+            "charset": getattr(rec, "charset", ""), "step": step, "run_id": run_id,
+            "data": cfg.data, "config": cfg.model_dump(mode="json"), **provenance(device), **(extra or {}),
+        }
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = _shuffled_batches(len(train_ds), cfg.batch_size, cfg.seed)
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+    interrupted = {"flag": False}
+    prev_handler: Any = None
+    try:
+        prev_handler = signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))
+    except ValueError:  # not the main thread
+        prev_handler = None
+
+    best_val: float | None = None
+    step = 0
+    status, message = "finished", None
+    t0 = time.perf_counter()
+    loss_avg: float | None = None
+    net.train()
+    try:
+        with make_progress(disable=not progress) as prog:
+            task = prog.add_task(f"train-recognizer {name}", total=cfg.steps, info="")
+            while step < cfg.steps:
+                elapsed = time.perf_counter() - t0
+                if budget is not None and elapsed >= budget:
+                    message = f"stopped by the {cfg.max_minutes:g}-minute budget at step {step}"
+                    break
+                if interrupted["flag"]:
+                    raise KeyboardInterrupt
+                frac = max(step / max(1, cfg.steps), elapsed / budget if budget else 0.0)
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * schedule_factor(frac, cfg.warmup, cfg.schedule)
+                batch = collate([train_ds[i] for i in next(batches)])
+                images = batch["hr"][:, :3]
+                if cfg.lr_fraction > 0:
+                    use_lr = torch.rand(images.shape[0], generator=gen) < cfg.lr_fraction
+                    if bool(use_lr.any()):
+                        up = bicubic_up(batch["lr"][:, :3], tuple(images.shape[-2:]))
+                        images = torch.where(use_lr[:, None, None, None], up, images)
+                images = images.to(device)
+                if cfg.augment:
+                    images = augment_batch(images, gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    if teacher is None:
+                        loss = recognizer_loss(rec, images, list(batch["label"]))
+                    else:
+                        logits = _ctc_logits(rec, images)
+                        soft = teacher.targets(images, logits.shape[0])
+                        loss = ctc_loss_from_logits(logits, list(batch["label"]), rec.charset) \
+                            + cfg.distill_weight * distillation_loss(logits, soft)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                opt.step()
+                step += 1
+                value = float(loss.item())
+                loss_avg = value if loss_avg is None else 0.95 * loss_avg + 0.05 * value
+                prog.update(task, completed=step, info=f"loss={loss_avg:.3f}")
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    best_val = _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta,
+                                         save_checkpoint, say, t0)
+                    prog.update(task, info=f"loss={loss_avg:.3f} val acc={best_val:.3f} (best)")
+                    net.train()
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted at step {step}"
+    except FloatingPointError as exc:
+        status, message = "failed", str(exc)
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if prev_handler is not None:
+            signal.signal(signal.SIGTERM, prev_handler)
+    seconds = time.perf_counter() - t0
+    net.eval()
+    if step > 0 and (step % cfg.val_every != 0 and step != cfg.steps):
+        # stopped between evaluations (time budget, interruption): score the final state too
+        best_val = _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta,
+                             save_checkpoint, say, t0)
+    save_checkpoint(last_path, net.state_dict(), meta(step, {"seconds": seconds}))
+    store.add_results(run_id, [ResultRow("train", name, "seconds", seconds, -1, step)])
+    best_file = checkpoint_paths(best_path)[0]
+    test: dict[str, dict[str, float]] = {}
+    if best_file.exists() and status != "failed":
+        from tzbench_recognizers.checkpoints import load_recognizer_checkpoint
+
+        load_recognizer_checkpoint(rec, best_file)
+        rows = []
+        for dname, provider in providers.items():
+            test[dname] = res = _test_scores(rec, provider, cfg, say, dname)
+            for key, (value, n) in res.items():
+                source, _, subset = key.partition(":")
+                metric = "accuracy_hr" if source == "hr" else "accuracy_lr_bicubic"
+                rows.append(ResultRow(f"{dname}:{subset}", name, metric, value, -1, n))
+        store.add_results(run_id, rows)
+        store.update_run(run_id, checkpoint_sha256=sha256_file(best_file))
+    store.finish_run(run_id, status, message=message, checkpoint=str(best_file) if best_file.exists() else None,
+                     bad_samples=sum(len(getattr(p, "bad_samples", []) or []) for p in providers.values()))
+    if status == "failed":
+        raise RunError(message or "training failed")
+    flat = {d: {k: v for k, (v, _) in r.items()} for d, r in test.items()}
+    return RecognizerTrainOutcome(run_id, run_dir, best_file if best_file.exists() else None,
+                                  checkpoint_paths(last_path)[0], best_val, step, seconds, status, flat)
+
+
+def _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta, save_checkpoint, say, t0):  # noqa: ANN001, ANN202
+    from tzbench.db.store import ResultRow
+
+    rep = read_accuracy(rec, val_ds, cfg.eval_batch_size, "hr", keep_examples=4)
+    rows = [ResultRow("val", cfg.judge.name, "accuracy", rep.accuracy, step, rep.n)]
+    if loss_avg is not None:
+        rows.append(ResultRow("train", cfg.judge.name, "loss", loss_avg, step, cfg.batch_size))
+    store.add_results(run_id, rows)
+    improved = best_val is None or rep.accuracy > best_val
+    if improved:
+        best_val = rep.accuracy
+        save_checkpoint(best_path, rec.net.state_dict(), meta(step, {"val_accuracy": rep.accuracy}))
+    say(f"step {step} t={time.perf_counter() - t0:.0f}s loss={loss_avg if loss_avg is not None else float('nan'):.3f} "
+        f"val acc={rep.accuracy:.4f} ({rep.correct}/{rep.n}){' *' if improved else ''} e.g. {rep.examples}")
+    return best_val
+
+
+def _test_scores(rec, provider, cfg, say, dname) -> dict[str, tuple[float, int]]:  # noqa: ANN001
+    """``{"hr:<subset>"|"lr:<subset>": (accuracy, n)}`` plus the pooled ``:all`` of each source."""
+    out: dict[str, tuple[float, int]] = {}
+    pooled = {"hr": [0, 0], "lr": [0, 0]}
+    for subset in [s for s in cfg.test_subsets if s in provider.subsets("test")]:
+        ds: Dataset = provider.load("test", subset)
+        if cfg.test_max_samples is not None and len(ds) > cfg.test_max_samples:
+            ds = Subset(ds, range(cfg.test_max_samples))
+        for source, kind in (("hr", "hr"), ("lr", "lr_bicubic")):
+            rep = read_accuracy(rec, ds, cfg.eval_batch_size, kind)
+            out[f"{source}:{subset}"] = (rep.accuracy, rep.n)
+            pooled[source][0] += rep.correct
+            pooled[source][1] += rep.n
+    for source, (c, n) in pooled.items():
+        if n:
+            out[f"{source}:all"] = (c / n, n)
+    say(f"test {dname}: " + ", ".join(f"{k}={v:.4f} (n={n})" for k, (v, n) in out.items()))
+    return out

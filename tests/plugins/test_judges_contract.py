@@ -1,0 +1,77 @@
+"""The judge contract, for every registered recognizer.
+
+Every judge returns one string per image for a batch, returns the same strings when asked
+twice, and, where it has real weights (ppocr always does; tesseract when installed), reads
+clean rendered words. The TextZoom judges and vitstr have no weights here, so for them the
+test checks strings and determinism only (their accuracy is shown by a training run; see
+docs/judges.md).
+
+Tesseract is the one judge allowed to skip: when its binary is missing the test says how to
+install it (it is never installed in CI).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import tzbench
+from tzbench.metrics import word_accuracy
+from tzbench_recognizers.samples import CLEAN_WORDS, render_clean_words
+
+WORDS = list(CLEAN_WORDS)
+#: Accuracy floors on the clean words, for judges that ship real weights.
+FLOORS = {"ppocr": 0.80, "tesseract": 0.50}
+# Judges with beam search or long attention loops are slow untrained on 2 CPU cores: they
+# read a smaller batch (the contract is the same).
+SMALL_BATCH = {"aster": 2, "moran": 8}
+# ASTER always runs all its decoding steps; 30 instead of 100 keeps its test fast (its
+# parity tests cover the default).
+PARAMS = {"aster": {"max_len_labels": 30}}
+NAMES = tzbench.list_recognizers()
+
+
+@pytest.fixture(scope="module")
+def words() -> tuple[torch.Tensor, list[str]]:
+    return render_clean_words(WORDS), WORDS
+
+
+def test_every_builtin_judge_is_listed() -> None:
+    assert {"ppocr", "crnn", "moran", "aster", "vitstr", "tesseract"} <= set(NAMES)
+
+
+def _create(name: str):
+    if name == "tesseract" and shutil.which("tesseract") is None:
+        pytest.skip("tesseract binary not found: `apt-get install tesseract-ocr` to run the tesseract judge test")
+    params = dict(PARAMS.get(name, {}))
+    if "device" in tzbench.get_catalog().spec("recognizers", name).params.model_fields:
+        params["device"] = "cpu"
+    return tzbench.create_recognizer(name, **params)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_judge_contract(name: str, words: tuple[torch.Tensor, list[str]]) -> None:
+    images, labels = words
+    n = SMALL_BATCH.get(name, len(labels))
+    images, labels = images[:n], labels[:n]
+    judge = _create(name)
+
+    first = judge.recognize(images)
+    assert isinstance(first, list) and len(first) == n
+    assert all(isinstance(s, str) for s in first)
+    assert judge.recognize(images) == first, f"{name} is not deterministic"
+    # a batch is read like its parts: the first image alone gives the same string
+    assert judge.recognize(images[:1]) == first[:1]
+    # the mask channel (4th) is ignored, as the SR contract allows C = 4
+    assert judge.recognize(torch.cat([images[:2], torch.ones_like(images[:2, :1])], 1)) == first[:2]
+
+    if name in FLOORS:
+        acc = sum(word_accuracy(first, labels)) / n
+        assert acc >= FLOORS[name], f"{name} read only {acc:.2%} of clean words: {list(zip(first, labels))}"
+
+
+def test_missing_tesseract_binary_says_how_to_install() -> None:
+    with pytest.raises(FileNotFoundError, match="apt-get install tesseract-ocr"):
+        tzbench.create_recognizer("tesseract", binary="/nonexistent/tesseract-binary")
