@@ -114,7 +114,7 @@ class _BiGRU2d(torch.autograd.Function):
             gi = torch.baddbmm(b_in_3d, xc.view(2, size * n_seq, channels), w_in_t)
             gi = gi.view(2, size, batch, other, h3)
             ghn = x.new_empty(size, 2, batch, other, hid)
-            hs = x.new_empty(size, 2, batch, other, hid)
+            hs = x.new_empty(2, size, batch, other, hid)  # direction-major: per-direction GEMMs later
             for i in range(size):
                 torch.baddbmm(b_hh_3d, h.view(2, n_seq, hid), w_hh_t, out=gh)
                 s = gi[:, i]
@@ -124,9 +124,9 @@ class _BiGRU2d(torch.autograd.Function):
                 n.addcmul_(s[..., :hid], gh4[..., h2:]).sigmoid_().mul_(2.0).sub_(1.0)
                 ghn[i].copy_(gh4[..., h2:])
                 # h' = n + z * (h - n)
-                h = torch.lerp(n, h, s[..., hid:h2], out=hs[i])
-            out_t[t0:t1, :, :, 0].copy_(hs[:, 0])
-            out_t[:, :, :, 1].index_copy_(0, rev, hs[:, 1])
+                h = torch.lerp(n, h, s[..., hid:h2], out=hs[:, i])
+            out_t[t0:t1, :, :, 0].copy_(hs[0])
+            out_t[:, :, :, 1].index_copy_(0, rev, hs[1])
             saved += [xc, gi, ghn, hs]
 
         ctx.time_axis = time_axis
@@ -153,38 +153,33 @@ class _BiGRU2d(torch.autograd.Function):
         g_t = grad_out.permute(0, 2, 3, 1).unflatten(-1, (2, hid)).movedim(time_axis, 0)  # (T, B, O, 2, h)
         steps, _, other = g_t.shape[:3]
         n_seq = batch * other
+        chunk = bounds[0][1] - bounds[0][0]
         half = torch.full((), 0.5, dtype=w_hh.dtype, device=w_hh.device)
 
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = grad_out.new_zeros(batch, height, width, channels)
-            dx_t = dx.movedim(time_axis, 0)  # (T, B, O, C)
         d_w_in = w_in.new_zeros(w_in.shape)
         d_b_in = w_in.new_zeros(2, h3)
         d_w_hh = w_hh.new_zeros(w_hh.shape)
         d_b_hh = w_hh.new_zeros(2, h3)
-        dg = w_hh.new_empty(2, batch, other, 3, hid)  # recurrent-side gate gradients
-        dg_flat = dg.view(2, n_seq, h3)
+        # recurrent-side gate gradients of one chunk, kept for its weight-gradient GEMM
+        dg_buf = w_hh.new_empty(2, chunk, batch, other, 3, hid)
+        gc_buf = grad_out.new_empty(chunk, 2, batch, other, hid)
         dh = w_hh.new_zeros(2, batch, other, hid)
         for c in range(len(bounds) - 1, -1, -1):
             t0, t1 = bounds[c]
             size = t1 - t0
             xc, gi, ghn, hs = saved[4 * c : 4 * c + 4]
-            prev_hs = saved[4 * c - 1] if c > 0 else None
+            prev_last = saved[4 * c - 1][:, -1] if c > 0 else None
             rev = torch.arange(steps - 1 - t0, steps - 1 - t1, -1, device=grad_out.device)
-            gc = grad_out.new_empty(size, 2, batch, other, hid)
+            gc = gc_buf[:size]
             gc[:, 0].copy_(g_t[t0:t1, :, :, 0])
             torch.index_select(g_t[:, :, :, 1], 0, rev, out=gc[:, 1])
+            dgc = dg_buf[:, :size]
             for i in range(size - 1, -1, -1):
                 dh.add_(gc[i])
                 s = gi[:, i]
                 r, z, n = s[..., :hid], s[..., hid:h2], s[..., h2:]
-                if i > 0:
-                    h_prev: Tensor | None = hs[i - 1]
-                elif prev_hs is not None:
-                    h_prev = prev_hs[-1]
-                else:
-                    h_prev = None
+                h_prev = hs[:, i - 1] if i > 0 else prev_last
+                dg = dgc[:, i]
                 dh_z = dh * z
                 # h' = n + z (h - n): dn = dh (1 - z), dz = dh (h - n); with n = 2 sigmoid(p') - 1,
                 # dn/dp' = (1 - n^2) / 2 for the doubled pre-activation p'.
@@ -197,19 +192,36 @@ class _BiGRU2d(torch.autograd.Function):
                 dg[..., :2, :].mul_(rz_deriv.unflatten(-1, (2, hid)))
                 torch.mul(n, r, out=dg[..., 2, :])
                 s[..., :h2].copy_(dg[..., :2, :].flatten(-2))  # slots r, z := d p_r, d p_z
-                d_b_hh.add_(dg_flat.sum(dim=1))
-                if h_prev is not None:
-                    d_w_hh.baddbmm_(dg_flat.transpose(1, 2), h_prev.reshape(2, n_seq, hid))
-                dh = torch.baddbmm(dh_z.view(2, n_seq, hid), dg_flat, w_hh).view(2, batch, other, hid)
-            # gi holds the input-side pre-activation gradients of this chunk.
-            gi_flat = gi.view(2, size * n_seq, h3)
-            d_w_in.baddbmm_(gi_flat.transpose(1, 2), xc.view(2, size * n_seq, channels))
-            d_b_in.add_(gi_flat.sum(dim=1))
-            if dx is not None:
-                dxc = torch.bmm(gi_flat, w_in).view(2, size, batch, other, channels)
-                dx_t[t0:t1].add_(dxc[0])
-                dx_t[steps - t1 : steps - t0].add_(dxc[1].flip(0))
-        return (None if dx is None else dx.permute(0, 3, 1, 2)), d_w_in, d_b_in, d_w_hh, d_b_hh, None
+                dh = torch.baddbmm(dh_z.view(2, n_seq, hid), dg.view(2, n_seq, h3), w_hh)
+                dh = dh.view(2, batch, other, hid)
+            # Weight gradients of the chunk as single GEMMs: W_hh from the recurrent-side gate
+            # gradients and the previous states, W_in from gi (now the input-side gradients).
+            dg_rows = dgc.reshape(2, size * n_seq, h3)
+            if size > 1:
+                d_w_hh.baddbmm_(dg_rows[:, n_seq:].transpose(1, 2), hs[:, :-1].reshape(2, (size - 1) * n_seq, hid))
+            if prev_last is not None:
+                d_w_hh.baddbmm_(dg_rows[:, :n_seq].transpose(1, 2), prev_last.reshape(2, n_seq, hid))
+            d_b_hh.add_(dg_rows.sum(dim=1))
+            gi_rows = gi.view(2, size * n_seq, h3)
+            d_w_in.baddbmm_(gi_rows.transpose(1, 2), xc.view(2, size * n_seq, channels))
+            d_b_in.add_(gi_rows.sum(dim=1))
+
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = grad_out.new_empty(batch, height, width, channels)
+            dx_t = dx.movedim(time_axis, 0)  # (T, B, O, C)
+            # direction 0 covers every time index once (copy), then direction 1 adds
+            for direction in (0, 1):
+                for c, (t0, t1) in enumerate(bounds):
+                    size = t1 - t0
+                    rows = saved[4 * c + 1][direction].view(size * n_seq, h3)
+                    dxc = torch.mm(rows, w_in[direction]).view(size, batch, other, channels)
+                    if direction == 0:
+                        dx_t[t0:t1].copy_(dxc)
+                    else:
+                        dx_t[steps - t1 : steps - t0].add_(dxc.flip(0))
+            dx = dx.permute(0, 3, 1, 2)
+        return dx, d_w_in, d_b_in, d_w_hh, d_b_hh, None
 
 
 def bigru_2d(x: Tensor, conv: nn.Conv2d, gru: nn.GRU, seq_dim: int) -> Tensor:

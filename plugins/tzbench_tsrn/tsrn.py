@@ -18,7 +18,7 @@ backward states are concatenated back into 2h channels.
 
 The forward pass has two implementations of the same maths. On CPU (the default there) it
 uses the fast path: channels-last convolutions, the fused GRU of :mod:`tzbench_tsrn.gru`,
-``F.mish``, and the last 9x9 convolution evaluated on the pre-shuffle map with an equivalent
+the blocked mish of :mod:`tzbench_tsrn.mish`, and the last 9x9 convolution evaluated on the pre-shuffle map with an equivalent
 sub-pixel 5x5 kernel. Elsewhere (CUDA, where cuDNN's GRU is fast), or with
 ``model.fast_path = False``, it runs the module-by-module reference path, written like the
 official code. Both give the same outputs and gradients up to float32 rounding; the tests
@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 from tzbench_tsrn.alignment import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
 from tzbench_tsrn.gru import bigru_2d
+from tzbench_tsrn.mish import fast_mish
 
 __all__ = ["TSRN", "mish", "load_official_tsrn", "subpixel_conv_weight"]
 
@@ -96,8 +97,8 @@ class RecurrentResidualBlock(nn.Module):
         return self.gru2(x + residual)
 
     def forward_fast(self, x: Tensor) -> Tensor:
-        """Fast path: F.mish and the fused GRU, directly along columns then rows."""
-        residual = self.bn2(self.conv2(F.mish(self.bn1(self.conv1(x)))))
+        """Fast path: blocked mish and the fused GRU, directly along columns then rows."""
+        residual = self.bn2(self.conv2(fast_mish(self.bn1(self.conv1(x)))))
         residual = self.gru1.forward_fast(residual, seq_dim=2)
         return self.gru2.forward_fast(x + residual, seq_dim=3)
 
@@ -282,13 +283,13 @@ class TSRN(nn.Module):
         tail = getattr(self, f"block{self.srb_nums + 3}")
         *ups, last = list(tail)
         for up in ups[:-1]:
-            feat = F.mish(up.pixel_shuffle(up.conv(feat)))
+            feat = fast_mish(up.pixel_shuffle(up.conv(feat)))
         final = ups[-1]
         # The last 9x9 conv runs on the pre-shuffle map with an equivalent sub-pixel kernel:
         # its 4 output channels become 16, which oneDNN handles far better, and the large
         # shuffled map is never materialised.
         r = final.pixel_shuffle.upscale_factor
-        feat = F.mish(final.conv(feat))
+        feat = fast_mish(final.conv(feat))
         weight, bias, pad = subpixel_conv_weight(last.weight, last.bias, r)
         out = F.pixel_shuffle(F.conv2d(feat, weight, bias, padding=pad), r)
         return torch.tanh(out).contiguous()

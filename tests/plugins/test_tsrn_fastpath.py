@@ -28,6 +28,16 @@ from tzbench_tsrn.tsrn import TSRN, subpixel_conv_weight
 BENCH_FILE = Path(__file__).resolve().parents[1] / "bench" / "test_bench_tsrn.py"
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """These tensors are tiny: on a busy 2-core machine, OpenMP barriers between two threads
+    cost more than the work (results differ from 2 threads only by ~1e-6)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("tsrn_bench_reference", BENCH_FILE)
