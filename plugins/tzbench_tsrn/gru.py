@@ -8,11 +8,13 @@ is a large share of a TSRN training step.
 
 :func:`bigru_2d` computes the same function with fewer, larger operations:
 
-* the 1x1 convolution and the GRU input projection form one affine map per direction, applied
-  to all time steps at once, directly on the channels-last memory of the input (no copy);
-* both directions advance together (one batched GEMM per step over a direction axis);
-* :class:`_BiGRU2d` has a hand-written backward that walks the steps once; the input-side
-  weight and input gradients are then single large GEMMs.
+* the 1x1 convolution and the GRU input projection form one affine map per direction;
+* both directions advance together, one batched GEMM and a handful of elementwise operations
+  per step (time is processed in chunks whose inputs are gathered with direction 1 reversed);
+* :class:`_BiGRU2d` has a hand-written backward that walks the steps once; weight and input
+  gradients are then one GEMM per chunk;
+* ``tanh`` is evaluated as ``2 * sigmoid(2x) - 1`` (sigmoid is much faster on CPU), the
+  doubling folded exactly into the weights.
 
 The maths is the ``nn.GRU`` definition (gate order r, z, n)::
 
@@ -21,8 +23,9 @@ The maths is the ``nn.GRU`` definition (gate order r, z, n)::
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
     h' = (1 - z) * n + z * h
 
-Results equal the ``nn.GRU`` module path up to float32 rounding (about 1e-7 relative; the
-tests check 1e-5 on TSRN outputs and gradients). Double backward is not supported here.
+Results equal the ``nn.GRU`` module path up to float32 rounding (about 1e-6 relative on
+outputs and gradients; tests/plugins/test_tsrn_fastpath.py). Each graph can be
+backpropagated once (buffers are reused in place); double backward is not supported.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class _BiGRU2d(torch.autograd.Function):
         x_t = x.permute(0, 2, 3, 1).movedim(time_axis, 0)  # (T, B, O, C) view
         steps, _, other, _ = x_t.shape
         n_seq = batch * other
-        chunk = max(1, min(steps, CHUNK_ROWS // n_seq))
+        chunk = max(1, min(steps, CHUNK_ROWS // max(1, n_seq)))
         bounds = [(t0, min(steps, t0 + chunk)) for t0 in range(0, steps, chunk)]
 
         w_in_t = w_in.transpose(1, 2)
@@ -234,5 +237,9 @@ def bigru_2d(x: Tensor, conv: nn.Conv2d, gru: nn.GRU, seq_dim: int) -> Tensor:
     """
     if seq_dim not in (2, 3):
         raise ValueError(f"seq_dim must be 2 (columns) or 3 (rows), got {seq_dim}")
+    if not (gru.bidirectional and gru.num_layers == 1 and gru.bias and gru.input_size == conv.out_channels):
+        raise ValueError("bigru_2d needs a 1-layer bidirectional GRU with biases fed by the conv")
+    if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 or x.dim() != 4:
+        raise ValueError("bigru_2d needs a 1x1 stride-1 convolution and a (B, C, H, W) input")
     w_in, b_in, w_hh, b_hh = fused_projection(conv, gru)
     return _BiGRU2d.apply(x, w_in, b_in, w_hh, b_hh, seq_dim - 1)

@@ -220,16 +220,14 @@ def _summary(request: pytest.FixtureRequest):
     yield
     if not _RESULTS:
         return
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"TSRN throughput, batch {BATCH}, {DEVICE}, {torch.get_num_threads()} threads (samples/s):"]
-    lines += [f"  {key:32s} {value:9.2f}" for key, value in _RESULTS.items()]
-    text = "\n".join(lines)
-    if reporter is not None:
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(line)
-    else:
-        print(text)
+    lines += [f"  {key:34s} {value:9.2f}" for key, value in _RESULTS.items()]
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print("\n".join(lines))
+        return
+    with capture.global_and_fixture_disabled():  # print past pytest's output capture
+        print("\n" + "\n".join(lines))
 
 
 @pytest.mark.parametrize("impl", ["naive", "tsrn"])
