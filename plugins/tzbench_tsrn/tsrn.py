@@ -18,11 +18,11 @@ backward states are concatenated back into 2h channels.
 
 The forward pass has two implementations of the same maths. On CPU (the default there) it
 uses the fast path: channels-last convolutions, the fused GRU of :mod:`tzbench_tsrn.gru`,
-the blocked mish of :mod:`tzbench_tsrn.mish`, and the last 9x9 convolution evaluated on the pre-shuffle map with an equivalent
-sub-pixel 5x5 kernel. Elsewhere (CUDA, where cuDNN's GRU is fast), or with
-``model.fast_path = False``, it runs the module-by-module reference path, written like the
-official code. Both give the same outputs and gradients up to float32 rounding; the tests
-check 1e-5.
+the blocked mish of :mod:`tzbench_tsrn.mish`, and the last 9x9 convolution evaluated on the
+pre-shuffle map with an equivalent sub-pixel 5x5 kernel. Elsewhere (CUDA, where cuDNN's GRU
+is fast; tracing, scripting and ``torch.compile``), or with ``model.fast_path = False``, it
+runs the module-by-module reference path, written like the official code. Both give the same
+outputs (1e-5) and gradients up to float32 rounding (tests/plugins/test_tsrn_fastpath.py).
 """
 
 from __future__ import annotations
@@ -249,7 +249,10 @@ class TSRN(nn.Module):
         # node, while the fast path is a Python loop inside a custom autograd Function.
         if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
             return False
-        return x.device.type == "cpu" if self.fast_path is None else self.fast_path
+        if self.fast_path is not None:
+            return self.fast_path
+        # The fast kernels are written for float32; autocast (bf16) takes the module path.
+        return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, C, h, w) in [0, 1] -> (B, C, h*s, w*s) in [-1, 1] (tanh)."""
