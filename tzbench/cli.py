@@ -126,6 +126,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         config: ConfigOpt = None,
         set_: SetOpt = None,
         data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
+        lr_source: Annotated[Optional[str], typer.Option(
+            "--lr-source", help="LR of the data: the dataset's real/degraded LR, or 'bicubic' (bicubic x2 of HR)")] = None,
         steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
         resume: Annotated[Optional[str], typer.Option(
             help="continue a run: its id, its folder or its last.safetensors (config comes from the checkpoint; "
@@ -155,6 +157,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         sets = list(set_ or [])
         if data:
             sets.insert(0, f"data.dataset={data}")
+        if lr_source:
+            sets.append(f"data.params.lr_source={lr_source}")
         if steps is not None:
             sets.insert(0, f"steps={steps}")
         if protocol:
@@ -226,6 +230,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         checkpoint: Annotated[Optional[Path], typer.Option(help="tzbench checkpoint (.safetensors)")] = None,
         judge: Annotated[Optional[list[str]], typer.Option("--judge", help="recognizer (repeatable; default ppocr)")] = None,
         data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
+        lr_source: Annotated[Optional[str], typer.Option(
+            "--lr-source", help="LR of the data: the dataset's real/degraded LR, or 'bicubic' (bicubic x2 of HR)")] = None,
         protocol: Annotated[Optional[str], typer.Option(help="clean (default) or legacy")] = None,
         max_samples: Annotated[Optional[int], typer.Option(help="limit each subset (not comparable)")] = None,
         config: ConfigOpt = None,
@@ -240,6 +246,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         sets = list(set_ or [])
         if data:
             sets.insert(0, f"data.dataset={data}")
+        if lr_source:
+            sets.append(f"data.params.lr_source={lr_source}")
         if protocol:
             sets.insert(0, f"protocol={protocol}")
         if max_samples is not None:
