@@ -29,6 +29,8 @@ from tzbench_recognizers.training import (
     ctc_targets,
     distillation_loss,
     is_trainable,
+    kaiming_init,
+    recalibrate_bn,
     recognizer_loss,
     schedule_factor,
     train_recognizer,
@@ -107,6 +109,40 @@ def test_a_few_steps_fit_a_tiny_batch(name: str, params: dict) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_precise_bn_makes_eval_match_train_mode() -> None:
+    torch.manual_seed(0)
+    rec = _judge("crnn")
+    kaiming_init(rec.net)
+    opt = torch.optim.Adam(rec.net.parameters(), lr=1e-3)
+    x = _images(8, seed=4)
+    rec.net.train()
+    for _ in range(5):  # weights move faster than BN's running averages follow
+        loss = recognizer_loss(rec, x, LABELS * 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        train_out = rec.net(rec.preprocess(x))
+        rec.net.eval()
+        stale = rec.net(rec.preprocess(x))
+    recalibrate_bn(rec, [(x, LABELS * 2)])
+    assert not rec.net.training
+    with torch.no_grad():
+        fresh = rec.net(rec.preprocess(x))
+    err_stale, err_fresh = (stale - train_out).abs().max(), (fresh - train_out).abs().max()
+    # what remains is BN's unbiased running variance vs the biased batch variance (n = 208 at batchnorm6)
+    assert err_fresh < 0.02 * err_stale and err_fresh < 0.05, (err_stale, err_fresh)
+    assert rec.net.cnn.batchnorm2.momentum == 0.1
+
+
+def test_fast_init_keeps_lstms_and_zeroes_biases() -> None:
+    rec = _judge("crnn")
+    lstm_before = rec.net.rnn[0].rnn.weight_hh_l0.clone()
+    kaiming_init(rec.net)
+    assert torch.equal(rec.net.rnn[0].rnn.weight_hh_l0, lstm_before)
+    assert not rec.net.cnn.conv0.bias.detach().any() and not rec.net.rnn[1].embedding.bias.detach().any()
 
 
 def test_ppocr_frames_fold_onto_the_crnn_alphabet() -> None:
