@@ -86,3 +86,56 @@ def test_smoke_reproduction_to_report(catalog, tmp_path: Path, monkeypatch: pyte
     assert grid.width > 4 * 256 and grid.height > 4 * 64  # LR, 2 models, HR columns; 4 rows
     with pytest.raises(ConfigError, match="no finished"):
         build_report(store, catalog, "synth", tmp_path / "rep2", "table3", "smoke")
+
+
+def test_rerun_reuses_the_store_and_resumes_interrupted_training(catalog, tmp_path: Path,  # noqa: ANN001
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    first = run_plan(plan("table4", "synth", "smoke", catalog, only=["srcnn"]), store, catalog, progress=False)
+    assert store.count(Run) == 2
+    # The same command again: nothing is redone.
+    jobs = plan("table4", "synth", "smoke", catalog, only=["srcnn"])
+    assert run_plan(jobs, store, catalog, progress=False) == first
+    assert store.count(Run) == 2
+    assert any("reused eval run" in n for n in jobs[0].notes)
+    # Another experiment with the same training (tags aside) reuses it but gets its own eval.
+    train_run = next(r for r in store.list_runs(kind="train"))
+    other = plan("table4", "synth", "smoke", catalog, only=["srcnn"])
+    other[0].train = other[0].train.model_copy(update={"tags": {"experiment": "x"}})
+    other[0].eval = other[0].eval.model_copy(update={"tags": {"experiment": "x"}})
+    (new_eval,) = run_plan(other, store, catalog, progress=False)
+    assert new_eval not in first and store.get_run(new_eval).parent_id == train_run.id
+    assert len(store.list_runs(kind="train")) == 1
+    # A different recipe is a different run.
+    changed = plan("table4", "synth", "smoke", catalog, only=["srcnn"])
+    changed[0].train = changed[0].train.model_copy(update={"seed": 1})
+    run_plan(changed, store, catalog, progress=False)
+    assert len(store.list_runs(kind="train")) == 2
+    # A training stopped half-way (as SIGINT leaves it: status interrupted, state saved at step 2)
+    # is resumed under the same run id, not restarted.
+    from tzbench.runner.train import train
+
+    half = plan("table4", "synth", "smoke", catalog, only=["srcnn"])[0].train.model_copy(update={"seed": 2})
+    stopped = train(half.model_copy(update={"steps": 2}), store, catalog, progress=False)
+    store.update_run(stopped.run_id, status="interrupted",
+                     config={**store.get_run(stopped.run_id).config, "steps": half.steps})
+    again = plan("table4", "synth", "smoke", catalog, only=["srcnn"])
+    again[0].train = half
+    run_plan(again, store, catalog, progress=False)
+    assert f"resumed train run {stopped.run_id}" in again[0].notes
+    resumed = store.get_run(stopped.run_id)
+    assert resumed.status == "finished" and resumed.config["resumes"][0]["step"] == 2
+    assert len(store.list_runs(kind="train")) == 3
+    # --fresh redoes the work.
+    run_plan(plan("table4", "synth", "smoke", catalog, only=["srcnn"]), store, catalog, progress=False, reuse=False)
+    assert len(store.list_runs(kind="train")) == 4
+
+
+def test_epochs_become_steps_over_the_train_split(catalog) -> None:  # noqa: ANN001
+    from tzbench.report.reproduce import steps_for_epochs
+
+    (job,) = plan("table4", "synth", "paper", catalog, only=["srcnn"])
+    assert job.train.steps == 0 and BUDGETS["paper"].epochs == 500
+    n = len(catalog.create("datasets", "synth", {}).load("train", None))
+    assert steps_for_epochs(job.train, 2, catalog) == -(-2 * n // job.train.data.batch_size)

@@ -19,10 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
 
-__all__ = ["DEFAULT_DB_URL", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow", "pid_alive"]
+__all__ = ["DEFAULT_DB_URL", "DIED_MESSAGE", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow", "pid_alive"]
 
 DEFAULT_DB_URL = "sqlite:///tzbench.db"
 T = TypeVar("T")
+
+
+#: The message of a run the store found dead (its process gone); such a run may be resumed.
+DIED_MESSAGE = "the process died without finishing the run"
 
 
 class StoreError(RuntimeError):
@@ -235,7 +239,7 @@ class Store:
             candidates = list(s.scalars(select(Run).where(Run.status == "running", Run.host == host)))
         dead = [r.id for r in candidates if r.pid is not None and not pid_alive(r.pid)]
         for run_id in dead:
-            self.finish_run(run_id, status="failed", message="the process died without finishing the run")
+            self.finish_run(run_id, status="failed", message=DIED_MESSAGE)
         return dead
 
     def results(self, run_id: int, step: int | None = FINAL_STEP) -> list[Result]:

@@ -26,12 +26,14 @@ def add_report_commands(app: typer.Typer) -> None:
         report_dir: Annotated[Optional[Path], typer.Option("--report", help="also write the report here")] = None,
         db: Annotated[Optional[str], typer.Option("--db")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+        fresh: Annotated[bool, typer.Option("--fresh", help="redo every job even if the store has it "
+                                            "(default: reuse finished runs, resume interrupted ones)")] = False,
     ) -> None:
         """Run one of the paper's experiments: train + evaluate every model, all recorded."""
         from rich.console import Console
 
         from tzbench.db.store import Store
-        from tzbench.report.reproduce import BUDGETS, plan, run_plan
+        from tzbench.report.reproduce import BUDGETS, PlanInterrupted, plan, run_plan
 
         out = Console()
         catalog = ctx.obj["catalog_factory"]()
@@ -39,21 +41,43 @@ def add_report_commands(app: typer.Typer) -> None:
         out.print(f"[bold]{experiment}[/] on {benchmark}, budget {budget}: {BUDGETS[budget].note}")
         for j in jobs:
             steps = j.train.steps if j.train else 0
-            out.print(f"  {j.label:<24} train {'-' if j.train is None else f'{steps} steps'} · "
+            span = f"{steps} steps" if steps else f"{BUDGETS[budget].epochs} epochs"
+            out.print(f"  {j.label:<24} train {'-' if j.train is None else span} · "
                       f"loss {j.train.loss.name if j.train and j.train.loss else 'default'} · judges {', '.join(j.eval.judges)}"
                       + (f" · note: {'; '.join(j.notes)}" if j.notes else ""))
         if dry_run:
             return
-        if budget == "paper":
-            raise typer.BadParameter("the paper budget (500 epochs) is documented for GPUs; run it with "
-                                     "tzbench train MODEL --set steps=... per model", param_hint="--budget")
+        epochs_to_steps = None
+        if BUDGETS[budget].epochs is not None:
+            import torch
+
+            from tzbench.report.reproduce import steps_for_epochs
+
+            n_epochs = BUDGETS[budget].epochs
+
+            def to_steps(cfg):  # noqa: ANN001, ANN202
+                return steps_for_epochs(cfg, n_epochs, catalog)
+
+            epochs_to_steps = to_steps
+
+            if not torch.cuda.is_available():
+                out.print(f"[yellow]the {budget} budget ({n_epochs} epochs per model) is meant for a GPU and none is "
+                          "visible; it will take days on this CPU (Ctrl-C stops it; the same command resumes)[/]")
         store = Store(db)
         t0 = time.perf_counter()
 
         def done(job, run_id: int) -> None:  # noqa: ANN001
             out.print(f"  done {job.label}: eval run {run_id} ({time.perf_counter() - t0:.0f} s so far)")
 
-        run_plan(jobs, store, catalog, progress=not no_progress, on_done=done)
+        try:
+            run_plan(jobs, store, catalog, epochs_to_steps=epochs_to_steps, progress=not no_progress,
+                     on_done=done, reuse=not fresh)
+        except PlanInterrupted as exc:
+            out.print(f"[yellow]{exc}[/]")
+            raise typer.Exit(130) from None
+        for j in jobs:
+            if j.notes:
+                out.print(f"  {j.label}: {'; '.join(j.notes)}")
         out.print(f"{experiment} finished in {time.perf_counter() - t0:.0f} s")
         if report_dir is not None:
             from tzbench.report.build import build_report

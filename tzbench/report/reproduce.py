@@ -7,19 +7,22 @@ its results land in the store like any other run and the report reads them back 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tzbench.catalog import Catalog
 from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, OptimConfig, TrainConfig
-from tzbench.db.store import Store
+from tzbench.db.store import DIED_MESSAGE, Store
 from tzbench.home import find_weights
 from tzbench.registry import Registry, load_registry
 
-__all__ = ["Budget", "BUDGETS", "Job", "EXPERIMENTS", "plan", "available_judges", "run_plan"]
+__all__ = ["Budget", "BUDGETS", "Job", "plan", "available_judges", "run_plan", "steps_for_epochs",
+           "find_equivalent_train", "find_equivalent_eval", "PlanInterrupted"]
 
 Experiment = Literal["table4", "table3", "syn-vs-real"]
 
@@ -186,6 +189,63 @@ def plan(
     return jobs
 
 
+class PlanInterrupted(RuntimeError):
+    """A training in the plan was interrupted (SIGINT/SIGTERM); its state is saved for resuming."""
+
+
+#: Config fields that do not change what a run computes; runs differing only in these are the same run.
+_INCIDENTAL = frozenset({"tags", "out_dir", "eval_after", "device"})
+
+
+def _essence(config: dict[str, Any], fields: Any) -> dict[str, Any]:
+    out = {k: config.get(k) for k in fields if k not in _INCIDENTAL}
+    data = dict(out.get("data") or {})
+    data.pop("num_workers", None)
+    out["data"] = data
+    return out
+
+
+def _resumable(run: Any) -> bool:
+    """Stopped by a signal or killed (marked dead by the store), with its training state on disk."""
+    stopped = run.status == "interrupted" or (run.status == "failed" and run.message == DIED_MESSAGE)
+    run_dir = (run.config or {}).get("run_dir")
+    return bool(stopped and run_dir and (Path(run_dir) / "last.safetensors").is_file())
+
+
+def find_equivalent_train(store: Store, cfg: TrainConfig) -> tuple[Any | None, Any | None]:
+    """A finished train run computing exactly ``cfg`` (tags, device and output folder aside) whose
+    best checkpoint is still on disk, and else an interrupted one that can be resumed."""
+    want = _essence(cfg.model_dump(mode="json"), TrainConfig.model_fields)
+    store.reap_dead_runs()
+    finished = interrupted = None
+    for run in store.list_runs(kind="train", sr_model=cfg.model.name, limit=10_000):
+        if _essence(run.config or {}, TrainConfig.model_fields) != want:
+            continue
+        if finished is None and run.status == "finished" and run.checkpoint and Path(run.checkpoint).is_file():
+            finished = run
+        if interrupted is None and _resumable(run):
+            interrupted = run
+    return finished, interrupted
+
+
+def find_equivalent_eval(store: Store, cfg: EvalConfig) -> Any | None:
+    """A finished eval run of exactly ``cfg`` (same tags and checkpoint; device aside)."""
+    want = cfg.model_dump(mode="json")
+    want.pop("device", None)
+    for run in store.list_runs(kind="eval", sr_model=cfg.model.name, limit=10_000):
+        have = {k: (run.config or {}).get(k) for k in want}
+        if run.status == "finished" and have == want:
+            return run
+    return None
+
+
+def steps_for_epochs(cfg: TrainConfig, epochs: int, catalog: Catalog) -> int:
+    """Training steps that make ``epochs`` passes over ``cfg``'s train split at its batch size."""
+    provider = catalog.create("datasets", cfg.data.dataset, cfg.data.params)
+    n = len(provider.load("train", None))
+    return max(1, math.ceil(epochs * n / cfg.data.batch_size))
+
+
 def run_plan(
     jobs: list[Job],
     store: Store,
@@ -193,8 +253,15 @@ def run_plan(
     epochs_to_steps: Callable[[TrainConfig], int] | None = None,
     progress: bool = True,
     on_done: Callable[[Job, int], None] | None = None,
+    reuse: bool = True,
 ) -> list[int]:
-    """Train and evaluate each job in order; returns the eval run ids."""
+    """Train and evaluate each job in order; returns the eval run ids.
+
+    With ``reuse`` (the default), work already in the store is not redone: a job whose eval run
+    exists is skipped, a training identical to a finished one (tags aside: table3 and syn-vs-real
+    share rows with table4) reuses its checkpoint, and an interrupted identical training is
+    resumed, so re-running an interrupted ``reproduce`` picks up where it stopped.
+    """
     from tzbench.runner.evaluate import evaluate
     from tzbench.runner.train import train
 
@@ -206,13 +273,33 @@ def run_plan(
             tcfg = job.train
             if tcfg.steps == 0 and epochs_to_steps is not None:
                 tcfg = tcfg.model_copy(update={"steps": epochs_to_steps(tcfg)})
-            outcome = train(tcfg, store, catalog, progress=progress)
-            if job.notes:
-                store.update_run(outcome.run_id, message="; ".join(job.notes))
-            ecfg = ecfg.model_copy(update={"checkpoint": str(outcome.best_checkpoint)})
-            parent = outcome.run_id
-        result = evaluate(ecfg, store, catalog, parent_id=parent, progress=progress)
-        eval_ids.append(result.run_id)
+            finished, interrupted = find_equivalent_train(store, tcfg) if reuse else (None, None)
+            if finished is not None:
+                job.notes.append(f"reused train run {finished.id}")
+                checkpoint, parent = finished.checkpoint, finished.id
+            else:
+                resume = str(interrupted.id) if interrupted is not None else None
+                if resume is not None:
+                    job.notes.append(f"resumed train run {resume}")
+                outcome = train(tcfg, store, catalog, resume=resume, progress=progress)
+                if outcome.status == "interrupted":
+                    raise PlanInterrupted(f"{job.label}: training run {outcome.run_id} was interrupted at step "
+                                          f"{outcome.step}; run the same command again to resume it")
+                if outcome.status != "finished" or outcome.best_checkpoint is None:
+                    # A diverged model is a result too (the run says why), but not one to score.
+                    job.notes.append(f"training run {outcome.run_id} ended {outcome.status}: not evaluated")
+                    continue
+                if job.notes:
+                    store.update_run(outcome.run_id, message="; ".join(job.notes))
+                checkpoint, parent = str(outcome.best_checkpoint), outcome.run_id
+            ecfg = ecfg.model_copy(update={"checkpoint": checkpoint})
+        done = find_equivalent_eval(store, ecfg) if reuse else None
+        if done is not None:
+            job.notes.append(f"reused eval run {done.id}")
+            run_id = done.id
+        else:
+            run_id = evaluate(ecfg, store, catalog, parent_id=parent, progress=progress).run_id
+        eval_ids.append(run_id)
         if on_done is not None:
-            on_done(job, result.run_id)
+            on_done(job, run_id)
     return eval_ids
