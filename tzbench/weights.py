@@ -8,17 +8,31 @@ rejected rather than executed.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["WeightsError", "load_state_dict_file", "strip_prefix", "load_strict", "sha256_file"]
+__all__ = ["WeightsError", "is_safetensors_file", "load_state_dict_file", "strip_prefix", "load_strict", "sha256_file"]
 
 
 class WeightsError(RuntimeError):
     """A weights file that cannot be read or does not fit the model; names file and keys."""
+
+
+def is_safetensors_file(path: str | Path) -> bool:
+    """Whether ``path`` starts like a safetensors file (8-byte header length, then JSON ``{``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < n < (1 << 30)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

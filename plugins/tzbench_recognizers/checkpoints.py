@@ -19,28 +19,14 @@ judge copied to the official file name still loads.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, sha256_file
+from tzbench.weights import WeightsError, is_safetensors_file, load_state_dict_file, load_strict, sha256_file
 
 __all__ = ["is_safetensors_file", "read_recognizer_weights", "read_judge_weights", "load_recognizer_checkpoint"]
-
-
-def is_safetensors_file(path: str | Path) -> bool:
-    """Whether ``path`` starts like a safetensors file (8-byte header length, then JSON ``{``)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    if len(head) < 9:
-        return False
-    (n,) = struct.unpack("<Q", head[:8])
-    return head[8:9] == b"{" and 0 < n < (1 << 30)
 
 
 def _embedded_meta(path: Path) -> dict[str, Any] | None:

@@ -242,6 +242,28 @@ def test_trained_checkpoint_loads_as_judge_weights(trained, tmp_path: Path) -> N
     assert _judge("crnn", weights=str(copy)).recognize(x) == a.recognize(x)
 
 
+def test_judge_trained_here_makes_results_incomparable(trained, tmp_path: Path) -> None:
+    """The registry's crnn is the released network; a locally trained one must not rank beside it."""
+    from tzbench.home import add_weights
+    from tzbench.runner.context import build_judges, comparability
+
+    outcome, _, _ = trained
+    catalog = tzbench.get_catalog()
+    add_weights("crnn", outcome.best_checkpoint, "crnn.pth")
+    (judge,) = build_judges(catalog, ["crnn"], torch.device("cpu"))
+    assert judge.trained_here
+    _, _, comparable, reason = comparability(None, "synth", {}, {}, [judge], "clean", None)
+    assert not comparable and "crnn" in reason and "trained by tzbench" in reason
+    # A pickled state dict, as the released crnn.pth is, counts as the released judge.
+    released = tmp_path / "crnn.pth"
+    state, _ = read_recognizer_weights(outcome.best_checkpoint, "crnn")
+    torch.save(state, released)
+    add_weights("crnn", released, "crnn.pth")
+    (judge,) = build_judges(catalog, ["crnn"], torch.device("cpu"))
+    assert not judge.trained_here
+    assert comparability(None, "synth", {}, {}, [judge], "clean", None)[2]
+
+
 def test_checkpoint_of_another_judge_is_refused(trained, tmp_path: Path) -> None:
     outcome, _, _ = trained
     with pytest.raises(WeightsError, match="judge 'crnn', not of 'moran'"):

@@ -19,7 +19,7 @@ from tzbench.catalog import Catalog, CatalogError
 from tzbench.data import collate
 from tzbench.home import find_weights, weights_dir
 from tzbench.registry import Registry, load_registry
-from tzbench.weights import sha256_file
+from tzbench.weights import is_safetensors_file, sha256_file
 
 __all__ = [
     "RunError",
@@ -131,6 +131,9 @@ class Judge:
     recognizer: Any
     weights_sha256: str | None
     mode: str
+    #: The weights are a tzbench checkpoint (trained here), not a released file: the registry's
+    #: judges are the released networks, so results read with these are not comparable.
+    trained_here: bool = False
 
 
 def build_judges(catalog: Catalog, names: list[str], device: torch.device) -> list[Judge]:
@@ -140,6 +143,7 @@ def build_judges(catalog: Catalog, names: list[str], device: torch.device) -> li
         spec = catalog.spec("recognizers", name)
         params: dict[str, Any] = {}
         sha: str | None = None
+        trained_here = False
         if spec.needs_weights:
             files = [w.filename for w in spec.weights]
             found = next((p for p in (find_weights(name, f) for f in files) if p is not None), None)
@@ -151,12 +155,14 @@ def build_judges(catalog: Catalog, names: list[str], device: torch.device) -> li
                 )
             params["weights"] = str(found)
             sha = sha256_file(found)
+            # Released judge weights are pickles; safetensors are what train-recognizer writes.
+            trained_here = is_safetensors_file(found)
         rec = catalog.create("recognizers", name, params)
         if hasattr(rec, "to"):
             rec = rec.to(device) or rec
         if sha is None and hasattr(rec, "model_path"):
             sha = sha256_file(rec.model_path)
-        judges.append(Judge(name, rec, sha, str(getattr(rec, "mode", "native"))))
+        judges.append(Judge(name, rec, sha, str(getattr(rec, "mode", "native")), trained_here))
     return judges
 
 
@@ -214,6 +220,8 @@ def comparability(
             reasons.append(f"judge {j.name!r} not registered")
         elif jentry.weights_sha256 and j.weights_sha256 and jentry.weights_sha256 != j.weights_sha256:
             reasons.append(f"judge {j.name!r} weights differ from the registered ones")
+        elif j.trained_here:
+            reasons.append(f"judge {j.name!r} reads with weights trained by tzbench, not the released ones")
     return bench, entry.version, not reasons, "; ".join(reasons)
 
 
