@@ -15,8 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# TSRN took its rectifier from ASTER: one implementation serves both (other sizes here: a
+# 32x64 head input and a 32x100 sampler output), proven against ASTER's own constructor buffers.
+from tzbench_tsrn.alignment import STNHead, TPSSpatialTransformer
+
 from tzbench_recognizers.aster.params import EOS, NUM_CLASSES
-from tzbench_recognizers.aster.tps import STNHead, TPSSpatialTransformer
 
 __all__ = [
     "AsterBlock",
