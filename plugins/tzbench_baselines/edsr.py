@@ -3,6 +3,7 @@
 ``sub_mean`` (a frozen 1x1 conv) -> bias-free ``conv_input`` -> residual blocks
 (conv-ReLU-conv, scaled by 0.1, plus skip) -> ``conv_mid`` plus the global skip -> sub-pixel
 x2 (``upscale``) -> ``conv_output`` -> ``add_mean`` (frozen 1x1 conv); no output activation.
+The learnable convs start from N(0, sqrt(2 / (k * k * out_channels))), as in the official code.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tzbench_baselines._common import check_input
+from tzbench_baselines._common import check_input, init_conv_he_fan_out_
 
 __all__ = ["EDSR", "MeanShift", "EDSRBlock", "DIV2K_RGB_MEAN"]
 
@@ -74,6 +75,21 @@ class EDSR(nn.Module):
         )
         self.conv_output = nn.Conv2d(c, 3, 3, padding=1, bias=False)
         self.add_mean = MeanShift(DIV2K_RGB_MEAN, sign=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-draw every learnable conv from N(0, sqrt(2 / (k * k * out_channels))).
+
+        The official scheme (its loop would also zero biases and set BatchNorm to identity, but
+        EDSR's learnable convs have no bias and it has no BatchNorm). Deliberate deviation: the
+        official loop also matches the two mean-shift convs (they subclass ``Conv2d``) and
+        overwrites them with random frozen colour mixes and zero bias; we keep them at their
+        intended identity weight and -/+ DIV2K mean: they are frozen, so no optimiser would
+        ever correct the random colour mixes, and the layers would no longer shift the mean.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and not isinstance(module, MeanShift):
+                init_conv_he_fan_out_(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 3, 2H, 2W)``."""

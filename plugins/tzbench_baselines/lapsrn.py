@@ -3,7 +3,8 @@
 A feature branch (10 conv3x3 + LeakyReLU(0.2), a 4x4 stride-2 transposed conv + LeakyReLU)
 whose residual prediction (``convt_R1``) is added to a transposed-conv upsampling of the image
 (``convt_I1``); no output activation. The x4 level (``convt_*2``) exists so official
-checkpoints load strictly, but scale 2 never runs it.
+checkpoints load strictly, but scale 2 never runs it. As in the official code, convs start from
+N(0, sqrt(2 / (k * k * out_channels))) and transposed convs from a bilinear upsampling kernel.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tzbench_baselines._common import build_stn, check_input, rectify
+from tzbench_baselines._common import (
+    build_stn,
+    check_input,
+    init_conv_he_fan_out_,
+    init_convt_bilinear_,
+    rectify,
+    sr_modules,
+)
 
 __all__ = ["LapSRN", "FeatureBlock"]
 
@@ -60,9 +68,24 @@ class LapSRN(nn.Module):
         self.convt_I2 = nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False)
         self.convt_R2 = nn.Conv2d(c, 3, 3, padding=1, bias=False)
         self.convt_F2 = nn.Sequential(FeatureBlock(c, num_layers))
+        # Before the STN is built, so a seeded build draws in the official order.
+        self.reset_parameters()
         self.stn = stn
         if stn:
             self.tps, self.stn_head = build_stn(3, (height // 2, width // 2))
+
+    def reset_parameters(self) -> None:
+        """The official init of everything but the STN (which keeps its own).
+
+        Convs: N(0, sqrt(2 / (k * k * out_channels))). Transposed convs: the 4x4 bilinear
+        kernel on every (in, out) channel pair, so ``convt_I1`` starts as a bilinear x2
+        upsampling of the channel sum (see :func:`init_convt_bilinear_`). No layer has a bias.
+        """
+        for module in sr_modules(self):
+            if isinstance(module, nn.Conv2d):
+                init_conv_he_fan_out_(module)
+            elif isinstance(module, nn.ConvTranspose2d):
+                init_convt_bilinear_(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 3, 2H, 2W)``."""
