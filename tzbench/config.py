@@ -59,7 +59,11 @@ class OptimConfig(_Strict):
     lr: float = Field(default=1e-3, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip: float | None = Field(default=None, gt=0)
+    grad_clip: float | None = Field(default=None, gt=0, description="max global gradient norm (of the scaled loss)")
+    loss_scale: float = Field(
+        default=1.0, gt=0, description="multiplies the loss before backward; TextZoom's loop optimises "
+        "loss * 100 and clips that gradient at 0.25, so the two only reproduce it together",
+    )
 
 
 class TrainConfig(_Strict):

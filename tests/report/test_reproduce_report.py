@@ -35,6 +35,9 @@ def test_table4_plan_uses_registry_losses(catalog) -> None:  # noqa: ANN001
     assert "perceptual" in jobs["srresnet"].notes[0]
     assert all(j.eval.judges == ["ppocr"] for j in jobs.values())
     assert jobs["tsrn"].train.steps == BUDGETS["smoke"].steps
+    # TextZoom's loop for every model: Adam 1e-3 / beta1 0.5 on loss*100, gradient norm clipped at 0.25.
+    optim = jobs["vdsr"].train.optim
+    assert (optim.lr, optim.betas, optim.loss_scale, optim.grad_clip) == (1e-3, (0.5, 0.999), 100.0, 0.25)
     assert jobs["tsrn"].eval.tags == {"experiment": "table4", "budget": "smoke", "label": "tsrn"}
 
 

@@ -97,3 +97,45 @@ def test_torn_or_foreign_checkpoints_are_refused(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:40])  # a torn file (what a non-atomic writer could leave)
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
         load_sr_checkpoint(path, model, "srcnn")
+
+
+def test_loss_scale_multiplies_the_gradient_that_is_clipped(tmp_path: Path, db_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """TextZoom clips the gradient of loss*100 at 0.25: the scale must reach the clipped gradient."""
+    norms: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        total = real(params, max_norm, *a, **kw)
+        norms.append(float(total))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    store = Store(db_url)
+    catalog = Catalog(get_plugin_manager())
+    for scale in (1.0, 100.0):
+        cfg = _cfg(tmp_path / str(scale), model={"name": "srcnn"}, steps=1,
+                   optim={"grad_clip": 0.25, "loss_scale": scale})
+        train(cfg, store, catalog, progress=False)
+    assert len(norms) == 2 and norms[1] == pytest.approx(100 * norms[0], rel=1e-4)
+    # The recorded loss stays the unscaled one.
+    losses = [r.value for run in store.list_runs("train") for r in store.results(run.id, step=1) if r.metric == "loss"]
+    assert len(losses) == 2 and losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_reproduce_records_a_diverged_model_and_goes_on(tmp_path: Path, db_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tzbench.report.reproduce import Job, run_plan
+
+    monkeypatch.chdir(tmp_path)
+    catalog = Catalog(get_plugin_manager(extra_plugins=[NaNPlugin()]))
+    store = Store(db_url)
+    from tzbench.config import EvalConfig
+
+    bad = Job("nanafter", "nanafter", _cfg(tmp_path), EvalConfig(model={"name": "nanafter"}))
+    good = Job("bicubic", "bicubic", None, EvalConfig(model={"name": "bicubic"}, data=_cfg(tmp_path).data,
+                                                      judges=[], max_samples=4))
+    ids = run_plan([bad, good], store, catalog, progress=False)
+    assert len(ids) == 1 and store.get_run(ids[0]).sr_model == "bicubic"
+    assert any("ended failed: not evaluated" in n for n in bad.notes)
+    assert store.list_runs("train")[0].status == "failed"

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from tzbench.catalog import Catalog
 from tzbench.config import ConfigError
 from tzbench.db.store import Store
+from tzbench.registry import load_registry
 from tzbench.report.figures import accuracy_bars, image_grid
+from tzbench.report.reproduce import TABLE3_ROWS
 from tzbench.report.tables import ReportRow, collect_rows, to_csv, to_markdown
 
 __all__ = ["ReportFiles", "build_report"]
@@ -76,19 +78,23 @@ def build_report(
     grid_subsets: tuple[str, ...] = ("hard",),
     dataset_params: dict[str, Any] | None = None,
 ) -> ReportFiles:
-    """Write table4.md/.csv, fig2_<judge>.png and grid_<subset>.png into ``out_dir``."""
+    """Write <experiment>.md/.csv (table4.* without one), fig2_<judge>.png and grid_<subset>.png."""
     rows = collect_rows(store, benchmark, experiment, budget, protocol)
     if not rows:
         what = f"experiment {experiment!r} budget {budget!r}" if experiment else "comparable eval runs"
         raise ConfigError(f"no finished {what} for benchmark {benchmark!r} in {store.url}")
-    order = {"bicubic": -1}
-    rows.sort(key=lambda r: (order.get(r.model, 0), r.label))
+    # The paper's row order: bicubic, the baselines as registry.yaml lists them, then TSRN's
+    # ablation ladder; anything else (third-party models) after them, alphabetically.
+    paper = [*load_registry().baselines, *TABLE3_ROWS]
+    order = {m: i for i, m in enumerate(dict.fromkeys(paper))}
+    rows.sort(key=lambda r: (order.get(r.model, len(order)), r.model, r.label))
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReportFiles(rows)
     title = f"{benchmark} · {experiment or 'leaderboard'}{' · ' + budget if budget else ''} · {protocol} protocol"
-    md = out_dir / "table4.md"
+    stem = experiment or "table4"  # every experiment uses Table 4's layout; files carry its name
+    md = out_dir / f"{stem}.md"
     md.write_text(to_markdown(rows, title), encoding="utf-8")
-    csv_path = out_dir / "table4.csv"
+    csv_path = out_dir / f"{stem}.csv"
     csv_path.write_text(to_csv(rows), encoding="utf-8")
     result.files += [md, csv_path]
     for judge in sorted({j for r in rows for j in r.accuracy}):

@@ -164,6 +164,7 @@ def plan(
             eval_data = _data(dataset, budget)
             train_cfg = None
             if spec.trainable:
+                recipe = registry.recipe(m)
                 steps = budget.model_steps.get(m, budget.steps if budget.steps is not None else 0)
                 if m in budget.model_steps:
                     notes.append(f"{steps} steps (budget {budget_name} caps this model)")
@@ -171,8 +172,8 @@ def plan(
                     model=ComponentRef(name=m),
                     loss=_loss_for(m, registry, catalog, notes),
                     data=_data(dataset, budget, train_extra),
-                    optim=OptimConfig(lr=registry.recipe(m).get("lr", 1e-3),
-                                      betas=tuple(registry.recipe(m).get("betas", (0.5, 0.999)))),
+                    optim=OptimConfig(lr=recipe.get("lr", 1e-3), betas=tuple(recipe.get("betas", (0.5, 0.999))),
+                                      grad_clip=recipe.get("grad_clip"), loss_scale=recipe.get("loss_scale", 1.0)),
                     steps=steps,
                     val_every=budget.val_every,
                     val_max_samples=budget.val_max_samples,
@@ -263,7 +264,7 @@ def run_plan(
     resumed, so re-running an interrupted ``reproduce`` picks up where it stopped.
     """
     from tzbench.runner.evaluate import evaluate
-    from tzbench.runner.train import train
+    from tzbench.runner.train import TrainFailed, train
 
     eval_ids: list[int] = []
     for job in jobs:
@@ -281,7 +282,10 @@ def run_plan(
                 resume = str(interrupted.id) if interrupted is not None else None
                 if resume is not None:
                     job.notes.append(f"resumed train run {resume}")
-                outcome = train(tcfg, store, catalog, resume=resume, progress=progress)
+                try:
+                    outcome = train(tcfg, store, catalog, resume=resume, progress=progress)
+                except TrainFailed as exc:
+                    outcome = exc.outcome  # recorded as failed with its reason; the plan goes on
                 if outcome.status == "interrupted":
                     raise PlanInterrupted(f"{job.label}: training run {outcome.run_id} was interrupted at step "
                                           f"{outcome.step}; run the same command again to resume it")

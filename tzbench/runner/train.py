@@ -80,6 +80,7 @@ __all__ = [
     "resolve_resume",
     "resume_config",
     "RESUME_MAY_CHANGE",
+    "TrainFailed",
     "LEGACY_SELECTION_JUDGE",
 ]
 
@@ -419,8 +420,16 @@ def train(
                           protocol=cfg.protocol, seed=cfg.seed, device=str(device))
         result.eval_run_id = evaluate(ecfg, store, catalog, parent_id=result.run_id, progress=progress).run_id
     if result.status == "failed":
-        raise RunError(result.message or "training failed")
+        raise TrainFailed(result)
     return result
+
+
+class TrainFailed(RunError):
+    """A training that ran and was recorded ``failed`` (a non-finite loss); ``outcome`` says where."""
+
+    def __init__(self, outcome: TrainOutcome) -> None:
+        super().__init__(outcome.message or "training failed")
+        self.outcome = outcome
 
 
 def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str | None, progress: bool,
@@ -603,7 +612,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 if stops:
                     break
                 opt.zero_grad(set_to_none=True)
-                prec.backward_step(loss, opt, params, cfg.optim.grad_clip)
+                prec.backward_step(loss * cfg.optim.loss_scale if cfg.optim.loss_scale != 1.0 else loss, opt, params,
+                                   cfg.optim.grad_clip)
                 step += 1
                 prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
