@@ -429,12 +429,18 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     def weights_add(ctx: typer.Context, component: str, path: Path) -> None:
         """Copy a weights file into $TZBENCH_HOME/weights/COMPONENT/ and record its sha256."""
         from tzbench.home import add_weights
-        from tzbench.weights import load_state_dict_file
+        from tzbench.weights import is_safetensors_file, load_state_dict_file
 
         catalog = _catalog(ctx)
         spec = catalog.spec("recognizers", component) if component in catalog.names("recognizers") else None
         load_state_dict_file(path)  # refuse pickles with code before copying anything
-        filename = spec.weights[0].filename if spec is not None and spec.weights else None
+        filename = None
+        if spec is not None and spec.weights:
+            names = [w.filename for w in spec.weights]
+            # A trained (safetensors) file takes the trained slot, so it never masquerades as the
+            # released file and a released one added later is preferred over it.
+            trained = [n for n in names if n.endswith(".safetensors")]
+            filename = trained[0] if is_safetensors_file(path) and trained else names[0]
         entry = add_weights(component, path, filename)
         out.print(f"added {entry.path} (sha256 {entry.sha256})")
 

@@ -247,9 +247,15 @@ def test_judge_trained_here_makes_results_incomparable(trained, tmp_path: Path) 
     from tzbench.home import add_weights
     from tzbench.runner.context import build_judges, comparability
 
+    from tzbench.cli import build_app
+    from tzbench.home import weights_dir
+    from tzbench.plugins import get_plugin_manager
+
     outcome, _, _ = trained
     catalog = tzbench.get_catalog()
-    add_weights("crnn", outcome.best_checkpoint, "crnn.pth")
+    res = CliRunner().invoke(build_app(get_plugin_manager()), ["weights", "add", "crnn", str(outcome.best_checkpoint)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in weights_dir("crnn").iterdir() if not p.name.endswith(".json")) == ["crnn.safetensors"]
     (judge,) = build_judges(catalog, ["crnn"], torch.device("cpu"))
     assert judge.trained_here
     _, _, comparable, reason = comparability(None, "synth", {}, {}, [judge], "clean", None)
@@ -260,7 +266,7 @@ def test_judge_trained_here_makes_results_incomparable(trained, tmp_path: Path) 
     torch.save(state, released)
     add_weights("crnn", released, "crnn.pth")
     (judge,) = build_judges(catalog, ["crnn"], torch.device("cpu"))
-    assert not judge.trained_here
+    assert not judge.trained_here  # the released file is preferred when both are present
     assert comparability(None, "synth", {}, {}, [judge], "clean", None)[2]
 
 
