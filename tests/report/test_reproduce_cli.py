@@ -1,0 +1,52 @@
+"""The three experiments at the smoke budget through the CLI, as CI runs them: every row trained,
+evaluated and recorded, shared trainings reused, and the report written from the store."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tzbench.cli import build_app
+from tzbench.db import Store
+from tzbench.plugins import get_plugin_manager
+
+
+def _run(args: list[str]) -> str:
+    res = CliRunner().invoke(build_app(get_plugin_manager()), args)
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_smoke_reproduction_of_every_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    common = ["--benchmark", "synth", "--budget", "smoke", "--db", db, "--no-progress"]
+    _run(["reproduce", "table4", *common, "--report", str(tmp_path / "rep")])
+    store = Store(db)
+    models = ["bicubic", "srcnn", "vdsr", "srresnet", "rrdb", "edsr", "rdn", "lapsrn", "tsrn"]
+    assert sorted(r.sr_model for r in store.list_runs(kind="eval")) == sorted(models)
+    assert sorted(r.sr_model for r in store.list_runs(kind="train")) == sorted(models[1:])
+    table = list(csv.DictReader((tmp_path / "rep" / "table4.csv").open()))
+    assert [row["model"] for row in table] == models  # the paper's row order
+    assert all(0.0 <= float(row["ppocr avg"]) <= 100.0 for row in table)
+
+    out = _run(["reproduce", "table3", *common, "--report", str(tmp_path / "rep")])
+    assert out.count("reused train run") == 2  # srresnet and tsrn come from table4
+    out = _run(["reproduce", "syn-vs-real", *common, "--report", str(tmp_path / "rep")])
+    assert out.count("reused train run") == 1  # real-LR tsrn is table4's
+    trains = store.list_runs(kind="train")
+    assert sorted(r.sr_model for r in trains) == sorted([*models[1:], "tsrn_srb", "tsrn_srb_align", "tsrn"])
+    bicubic_lr = [r for r in trains if (r.config["data"]["params"] or {}).get("lr_source") == "bicubic"]
+    assert [r.sr_model for r in bicubic_lr] == ["tsrn"]
+    table3 = list(csv.DictReader((tmp_path / "rep" / "table3.csv").open()))
+    assert [row["model"] for row in table3] == ["srresnet", "tsrn_srb", "tsrn_srb_align", "tsrn"]
+    syn = list(csv.DictReader((tmp_path / "rep" / "syn-vs-real.csv").open()))
+    assert sorted(row["model"] for row in syn) == ["tsrn:bicubic-lr", "tsrn:real-lr"]
+
+    # Running table4 again redoes nothing.
+    before = len(store.list_runs(limit=1000))
+    _run(["reproduce", "table4", *common])
+    assert len(store.list_runs(limit=1000)) == before
