@@ -33,10 +33,19 @@ def test_smoke_reproduction_of_every_experiment(tmp_path: Path, monkeypatch: pyt
     assert [row["model"] for row in table] == models  # the paper's row order
     assert all(0.0 <= float(row["ppocr avg"]) <= 100.0 for row in table)
 
-    out = _run(["reproduce", "table3", *common, "--report", str(tmp_path / "rep")])
-    assert out.count("reused train run") == 2  # srresnet and tsrn come from table4
-    out = _run(["reproduce", "syn-vs-real", *common, "--report", str(tmp_path / "rep")])
-    assert out.count("reused train run") == 1  # real-LR tsrn is table4's
+    table4_trains = {r.sr_model: r.id for r in store.list_runs(kind="train")}
+
+    def parents(experiment: str) -> dict[str, int]:
+        return {r.config["tags"]["label"]: r.parent_id for r in store.list_runs(kind="eval")
+                if r.config["tags"]["experiment"] == experiment}
+
+    _run(["reproduce", "table3", *common, "--report", str(tmp_path / "rep")])
+    table3 = parents("table3")  # srresnet and tsrn are table4's trainings, evaluated again
+    assert table3["srresnet"] == table4_trains["srresnet"] and table3["tsrn"] == table4_trains["tsrn"]
+    assert table3["tsrn_srb"] not in table4_trains.values()
+    _run(["reproduce", "syn-vs-real", *common, "--report", str(tmp_path / "rep")])
+    syn = parents("syn-vs-real")  # real-LR tsrn is table4's
+    assert syn["tsrn:real-lr"] == table4_trains["tsrn"] and syn["tsrn:bicubic-lr"] != table4_trains["tsrn"]
     trains = store.list_runs(kind="train")
     assert sorted(r.sr_model for r in trains) == sorted([*models[1:], "tsrn_srb", "tsrn_srb_align", "tsrn"])
     bicubic_lr = [r for r in trains if (r.config["data"]["params"] or {}).get("lr_source") == "bicubic"]
