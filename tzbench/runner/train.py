@@ -612,8 +612,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 if stops:
                     break
                 opt.zero_grad(set_to_none=True)
-                prec.backward_step(loss * cfg.optim.loss_scale if cfg.optim.loss_scale != 1.0 else loss, opt, params,
-                                   cfg.optim.grad_clip)
+                prec.backward_step(loss * cfg.optim.loss_scale, opt, params, cfg.optim.grad_clip)
                 step += 1
                 prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
