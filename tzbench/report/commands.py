@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -48,18 +49,13 @@ def add_report_commands(app: typer.Typer) -> None:
         if dry_run:
             return
         epochs_to_steps = None
-        if BUDGETS[budget].epochs is not None:
+        n_epochs = BUDGETS[budget].epochs
+        if n_epochs is not None:
             import torch
 
             from tzbench.report.reproduce import steps_for_epochs
 
-            n_epochs = BUDGETS[budget].epochs
-
-            def to_steps(cfg):  # noqa: ANN001, ANN202
-                return steps_for_epochs(cfg, n_epochs, catalog)
-
-            epochs_to_steps = to_steps
-
+            epochs_to_steps = functools.partial(steps_for_epochs, epochs=n_epochs, catalog=catalog)
             if not torch.cuda.is_available():
                 out.print(f"[yellow]the {budget} budget ({n_epochs} epochs per model) is meant for a GPU and none is "
                           "visible; it will take days on this CPU (Ctrl-C stops it; the same command resumes)[/]")
