@@ -534,13 +534,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     except SystemExit:
         raise
-    except Exception as exc:  # click's usage errors
-        import click
+    except Exception as exc:  # typer's usage errors
+        # typer 0.29 vendors click: its parser raises typer._click's exceptions, not those of a
+        # separately installed click (pyproject pins typer to the range this is tested with).
+        from typer._click import exceptions as click_exceptions
 
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, click_exceptions.ClickException):
             exc.show()
             raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click_exceptions.Abort):
             raise SystemExit(1) from None
         raise
     if isinstance(rc, int) and rc:

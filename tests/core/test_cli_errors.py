@@ -79,3 +79,37 @@ def test_lr_source_option_reaches_the_dataset(capsys: pytest.CaptureFixture[str]
     assert code == 0 and '"lr_source": "bicubic"' in out
     code, _, err = run(["eval", "bicubic", "--lr-source", "nearest", "--max-samples", "2"], capsys)
     assert code == 2 and "lr_source" in err
+
+
+@pytest.mark.parametrize("argv", [["trian", "srcnn"], ["train", "srcnn", "--stepz", "3"], ["eval"]])
+def test_usage_errors_are_short_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # typer's vendored click raises its own exception classes; a catch of another click's lets
+    # them through as a traceback with exit 1.
+    code, out, err = run(argv, capsys)
+    assert code == 2, (out, err)
+    assert "Traceback" not in out + err
+    assert "Usage:" in out + err
+
+
+def test_train_checks_its_eval_judges_before_training(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Without the pre-flight, the missing crnn.pth surfaced only in the eval after training.
+    from tzbench.db.store import Store
+
+    code, _, err = run(["train", "srcnn", "--set", "judges=[crnn]", "--steps", "100000", "--db", db_url], capsys)
+    assert code == 2 and "crnn.pth" in err
+    assert Store(db_url).list_runs() == []
+
+
+def test_reproduce_report_checks_matplotlib_before_training(db_url: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from tzbench.db.store import Store
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code, _, err = run(["reproduce", "table4", "--budget", "smoke", "--report", str(tmp_path / "out"),
+                        "--db", db_url, "--no-progress"], capsys)
+    assert code == 2 and "matplotlib" in err
+    assert Store(db_url).list_runs() == []

@@ -48,6 +48,10 @@ def add_report_commands(app: typer.Typer) -> None:
                       + (f" · note: {'; '.join(j.notes)}" if j.notes else ""))
         if dry_run:
             return
+        if report_dir is not None:
+            from tzbench.report.figures import require_plotting
+
+            require_plotting()
         epochs_to_steps = None
         n_epochs = BUDGETS[budget].epochs
         if n_epochs is not None:

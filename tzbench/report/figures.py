@@ -12,7 +12,19 @@ from PIL import Image, ImageDraw, ImageFont
 from tzbench.report.tables import SUBSETS, ReportRow
 from tzbench.text import str_filt
 
-__all__ = ["accuracy_bars", "image_grid", "char_errors"]
+__all__ = ["accuracy_bars", "image_grid", "char_errors", "require_plotting"]
+
+
+def require_plotting() -> None:
+    """Fail with an install hint when matplotlib is missing (reproduce calls this before it
+    trains, so a broken environment does not crash after hours of work)."""
+    import importlib.util
+
+    from tzbench.runner.context import RunError
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise RunError("report figures need matplotlib, a tzbench dependency missing from this environment: "
+                       "reinstall tzbench (pip install -e .) or pip install 'matplotlib>=3.7,<4'")
 
 
 def accuracy_bars(rows: list[ReportRow], judge: str, out: Path, title: str = "") -> Path:

@@ -410,6 +410,10 @@ def train(
         RunError: bad setup, or a non-finite loss (the run is then recorded as ``failed``).
     """
     ctx, device = init_distributed(cfg.device)
+    if ctx.is_main and cfg.eval_after:
+        # The judges of the final eval are built (then dropped) before training, so a missing
+        # binary, package or weights file fails now, not after an hour of training.
+        build_judges(catalog, cfg.judges, device)
     try:
         result = _train(cfg, store, catalog, resume, progress, amp, compile, ctx, device)
     finally:
