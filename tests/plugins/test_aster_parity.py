@@ -74,6 +74,13 @@ def _net(rule: str, natural: bool) -> ASTER:
         reference.apply_rule_a(net, keep_keys=NATURAL_KEEP if natural else ())
     else:
         reference.apply_rule_b(net, keep_keys=RULE_B_KEEP, classifier_keys=RULE_B_CLASSIFIERS)
+    if rule == "B" or natural:
+        # The kept TPS buffers take the official constructor's values, as a released checkpoint
+        # carries them: our constructor's float32 inverse kernel matches those only up to the
+        # CPU's LAPACK path (test_tps_constructor_buffers_match_official), and a 1e-3 change
+        # there moves the rectified image by 3e-3.
+        official = reference.load_tps_ctor_buffers("aster")
+        net.load_state_dict({k: torch.from_numpy(official[k]) for k in TPS_BUFFERS}, strict=False)
     return net
 
 
@@ -107,12 +114,11 @@ def test_state_dict_layout_and_parameter_count() -> None:
 def test_tps_constructor_buffers_match_official() -> None:
     net = ASTER()
     state = net.state_dict()
-    with np.load(reference.reference_dir() / "aster.tps_ctor_buffers.npz") as z:
-        ref = {k.replace("__", "."): z[k] for k in z.files}
+    ref = reference.load_tps_ctor_buffers("aster")
     assert set(ref) == set(TPS_BUFFERS) | {"stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias"}
-    for key, value in ref.items():
-        # measured: bit-identical (the float32 build order follows the official one)
-        np.testing.assert_allclose(state[key].numpy(), value, rtol=1e-6, atol=1e-6, err_msg=key)
+    # float32 build order follows the official one; the inverse kernel agrees up to the CPU's
+    # LAPACK code path (bit-identical on the reference's CPU)
+    reference.assert_tps_buffers_match(state, ref)
     assert net.constructor_buffers().keys() == set(TPS_BUFFERS)
 
 
