@@ -67,6 +67,32 @@ def _store(db: str | None) -> Store:
     return store
 
 
+def _recipe_base(model: str, recipe: str) -> dict[str, Any]:
+    """The raw config of ``model`` under registry.yaml's ``recipe`` (its loss included)."""
+    from tzbench.config import recipe_to_config
+    from tzbench.registry import load_registry
+
+    registry = load_registry()
+    if recipe not in registry.recipes:
+        raise ConfigError(f"--recipe {recipe}: unknown recipe; registry.yaml has {', '.join(registry.recipes)}")
+    entry = registry.recipe(model, recipe)
+    base = recipe_to_config(entry, f"registry.yaml recipes.{recipe}")
+    base["recipe"] = recipe
+    if "epochs" in entry:
+        base.setdefault("tags", {})["recipe_epochs"] = str(entry["epochs"])
+    return base
+
+
+def _recipe_epochs(cfg: TrainConfig, catalog: Catalog, explicit_steps: bool) -> TrainConfig:
+    """A recipe counted in epochs (``paper``) gets its steps from the train split's size."""
+    epochs = cfg.tags.get("recipe_epochs")
+    if epochs is None or explicit_steps:
+        return cfg
+    from tzbench.report.reproduce import steps_for_epochs
+
+    return cfg.model_copy(update={"steps": steps_for_epochs(cfg, int(epochs), catalog)})
+
+
 def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: OutFormat, title: str = "") -> None:
     if fmt is OutFormat.json:
         out.print_json(json.dumps(rows, default=str))
@@ -129,6 +155,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         lr_source: Annotated[Optional[str], typer.Option(
             "--lr-source", help="LR of the data: the dataset's real/degraded LR, or 'bicubic' (bicubic x2 of HR)")] = None,
         steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
+        recipe: Annotated[Optional[str], typer.Option(
+            "--recipe", help="a registry.yaml training recipe: cpu (converges on a CPU) or paper (TextZoom's); "
+                             "--set and the options above override it")] = None,
         resume: Annotated[Optional[str], typer.Option(
             help="continue a run: its id, its folder or its last.safetensors (config comes from the checkpoint; "
                  "--set may change steps, val/checkpoint cadence, judges, device)")] = None,
@@ -172,11 +201,14 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                 raise ConfigError(f"--resume {resume} is a run of {base.get('model', {}).get('name')!r}, not of {model!r}")
         else:
             base = {"model": {"name": model}}
+            if recipe is not None:
+                base.update(_recipe_base(model, recipe))
         cfg = load_config(TrainConfig, base, config, sets)
         if cfg.model.name != model:
             raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")
         catalog = _catalog(ctx)
         catalog.validate_params("sr-models", model, cfg.model.params)
+        cfg = _recipe_epochs(cfg, catalog, explicit_steps=steps is not None or any(s.startswith("steps=") for s in sets))
         if print_config:
             out.print_json(cfg.model_dump_json())
             return
@@ -193,6 +225,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                 args += ["--data", data]
             if steps is not None:
                 args += ["--steps", str(steps)]
+            if recipe is not None:
+                args += ["--recipe", recipe]
             if protocol:
                 args += ["--protocol", protocol]
             if resume is not None:
@@ -215,6 +249,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         if not main_rank:
             return
         out.print(f"run {result.run_id} {result.status} at step {result.step}: best checkpoint {result.best_checkpoint}")
+        if result.best_step is not None and result.best_score is not None:
+            out.print(f"selected step {result.best_step} (val score {result.best_score:.4f}; ties go to the higher PSNR)")
         if result.message:
             console.print(f"[yellow]{result.message}[/]")
         if result.eval_run_id is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tzbench.catalog import format_validation_error
 
@@ -24,6 +24,8 @@ __all__ = [
     "EvalConfig",
     "apply_overrides",
     "load_config",
+    "recipe_to_config",
+    "RECIPE_FIELDS",
 ]
 
 
@@ -64,6 +66,20 @@ class OptimConfig(_Strict):
         default=1.0, gt=0, description="multiplies the loss before backward; TextZoom's loop optimises "
         "loss * 100 and clips that gradient at 0.25, so the two only reproduce it together",
     )
+    schedule: Literal["constant", "cosine"] = Field(
+        default="constant", description="lr schedule per update: constant (TextZoom) or warm-up + cosine")
+    warmup_steps: int = Field(default=0, ge=0, description="linear warm-up updates (cosine schedule)")
+    warmup_init_ratio: float = Field(default=0.01, gt=0, le=1, description="warm-up starts at lr * this")
+    min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="the cosine ends at lr * this")
+    ema_decay: float | None = Field(
+        default=None, gt=0, lt=1, description="exponential moving average of the weights (with warm-up); "
+        "validation, selection and the final eval use the average. None: off")
+
+    @model_validator(mode="after")
+    def _warmup_needs_a_schedule(self) -> OptimConfig:
+        if self.warmup_steps and self.schedule == "constant":
+            raise ValueError("optim.warmup_steps needs optim.schedule='cosine'")
+        return self
 
 
 class TrainConfig(_Strict):
@@ -90,6 +106,7 @@ class TrainConfig(_Strict):
     out_dir: str = "runs"
     deterministic: bool = False
     tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
+    recipe: str | None = Field(default=None, description="the registry.yaml recipe this config was built from")
 
 
 class EvalConfig(_Strict):
@@ -188,4 +205,46 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+#: Where each key of a registry.yaml recipe goes in a :class:`TrainConfig`.
+RECIPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "batch_size": ("data", "batch_size"),
+    "lr": ("optim", "lr"),
+    "betas": ("optim", "betas"),
+    "weight_decay": ("optim", "weight_decay"),
+    "loss_scale": ("optim", "loss_scale"),
+    "grad_clip": ("optim", "grad_clip"),
+    "schedule": ("optim", "schedule"),
+    "warmup_steps": ("optim", "warmup_steps"),
+    "warmup_init_ratio": ("optim", "warmup_init_ratio"),
+    "min_lr_ratio": ("optim", "min_lr_ratio"),
+    "ema_decay": ("optim", "ema_decay"),
+    "steps": ("steps",),
+    "val_every": ("val_every",),
+    "val_max_samples": ("val_max_samples",),
+}
+
+
+def recipe_to_config(recipe: dict[str, Any], name: str = "recipe") -> dict[str, Any]:
+    """A raw :class:`TrainConfig` fragment from one model's recipe (``Registry.recipe``).
+
+    ``loss``/``loss_params`` become the run's loss; ``epochs`` is left to the caller (it needs the
+    train split's size); any other unknown key is an error naming the recipe and the key.
+    """
+    out: dict[str, Any] = {}
+    for key, value in recipe.items():
+        if key in ("loss", "loss_params", "epochs"):
+            continue
+        path = RECIPE_FIELDS.get(key)
+        if path is None:
+            raise ConfigError(f"{name}: unknown recipe key {key!r} (known: loss, loss_params, epochs, "
+                              f"{', '.join(RECIPE_FIELDS)})")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = list(value) if isinstance(value, tuple) else value
+    if recipe.get("loss"):
+        out["loss"] = {"name": recipe["loss"], "params": dict(recipe.get("loss_params") or {})}
     return out

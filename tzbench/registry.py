@@ -46,12 +46,19 @@ class Registry(_Strict):
     selection_judge: str
     metrics: dict[str, MetricEntry]
     protocols: list[str]
-    recipes: dict[str, dict[str, Any]]
+    losses: dict[str, str] = Field(default_factory=dict, description="each model's Table 4 loss")
+    recipes: dict[str, dict[str, dict[str, Any]]]
     baselines: list[str]
 
-    def recipe(self, model: str) -> dict[str, Any]:
-        """The default recipe merged with the model's own entry."""
-        return {**self.recipes.get("default", {}), **self.recipes.get(model, {})}
+    def recipe(self, model: str, name: str = "paper") -> dict[str, Any]:
+        """Recipe ``name``'s default settings, then ``model``'s own entry, with the model's loss."""
+        if name not in self.recipes:
+            raise KeyError(f"unknown recipe {name!r}; registry.yaml has {', '.join(self.recipes)}")
+        entries = self.recipes[name]
+        out: dict[str, Any] = {**entries.get("default", {}), **entries.get(model, {})}
+        if model in self.losses:
+            out.setdefault("loss", self.losses[model])
+        return out
 
     def benchmark_for_dataset(self, dataset: str) -> tuple[str, BenchmarkEntry] | None:
         """The benchmark whose dataset is ``dataset``, if any."""

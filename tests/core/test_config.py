@@ -55,3 +55,34 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(TrainConfig, BASE, bad)
+
+
+def test_recipes_resolve_per_model_with_their_loss() -> None:
+    from tzbench.config import recipe_to_config
+    from tzbench.registry import load_registry
+
+    reg = load_registry()
+    assert {"paper", "cpu"} <= set(reg.recipes)
+    paper = reg.recipe("tsrn", "paper")
+    assert (paper["loss"], paper["loss_scale"], paper["grad_clip"], paper["epochs"]) == ("tsrn_loss", 100, 0.25, 500)
+    cpu = recipe_to_config(reg.recipe("lapsrn", "cpu"))
+    assert cpu["optim"]["schedule"] == "cosine" and cpu["optim"]["ema_decay"] > 0
+    assert cpu["loss"] == {"name": "charbonnier", "params": {}}
+    with pytest.raises(KeyError, match="unknown recipe"):
+        reg.recipe("tsrn", "gpu")
+    with pytest.raises(ConfigError, match="unknown recipe key 'lrr'"):
+        recipe_to_config({"lrr": 1e-3}, "recipes.mine")
+
+
+def test_train_recipe_option_builds_and_records_the_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tzbench.cli import main
+
+    main(["train", "srcnn", "--recipe", "cpu", "--set", "steps=7", "--print-config"])
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["recipe"] == "cpu" and cfg["steps"] == 7  # --set wins over the recipe
+    assert cfg["optim"]["schedule"] == "cosine" and cfg["loss"]["name"] == "l2"
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "srcnn", "--recipe", "gpu", "--print-config"])
+    assert exc.value.code == 2 and "unknown recipe" in capsys.readouterr().err

@@ -28,15 +28,21 @@ def _rows(store: Store, run_id: int) -> dict[tuple[str, str, str, int], float]:
     return {(r.subset, r.recognizer, r.metric, r.step): r.value for r in rows}
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+#: The cpu recipe's schedule and weight average: both must resume exactly too.
+CPU_TOOLS = ["--set", "optim.schedule=cosine", "--set", "optim.warmup_steps=4", "--set", "optim.ema_decay=0.9"]
+
+
+@pytest.mark.parametrize("tools", [[], CPU_TOOLS], ids=["constant", "cosine_ema"])
+def test_sigkill_then_resume_equals_uninterrupted(tools: list[str], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{tmp_path / 'tz.db'}"
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
 
-    code, _, err = cli([*RUN, "--db", db, "--set", f"out_dir={full_dir}"], capsys)
+    code, _, err = cli([*RUN, *tools, "--db", db, "--set", f"out_dir={full_dir}"], capsys)
     assert code == 0, err
     (full_run,) = [r for r in runs_json(db, capsys) if r["kind"] == "train"]
 
-    proc = start_tzbench([*RUN, "--db", db, "--set", f"out_dir={killed_dir}"], tmp_path)
+    proc = start_tzbench([*RUN, *tools, "--db", db, "--set", f"out_dir={killed_dir}"], tmp_path)
     meta = wait_for_checkpoint(proc, killed_dir)
     os.kill(proc.pid, signal.SIGSTOP)  # freeze it mid-run, then check that it really is mid-run
     assert proc.poll() is None and 3 <= meta["step"] < STEPS, meta["step"]
@@ -63,6 +69,16 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, capsys: pytest
     full = model_weights(Path(full_run["checkpoint"]).parent / "last.safetensors")
     resumed = model_weights(Path(run.config["run_dir"]) / "last.safetensors")
     assert full.keys() == resumed.keys()
+    if tools:
+        from safetensors.torch import load_file
+
+        ema_full = {k: v for k, v in load_file(Path(full_run["checkpoint"]).parent / "last.safetensors").items()
+                    if k.startswith("ema.")}
+        ema_resumed = {k: v for k, v in load_file(Path(run.config["run_dir"]) / "last.safetensors").items()
+                       if k.startswith("ema.")}
+        assert ema_full and ema_full.keys() == ema_resumed.keys()
+        for k in ema_full:
+            assert torch.equal(ema_full[k], ema_resumed[k]), k
     for k in full:
         assert torch.equal(full[k], resumed[k]), k
 

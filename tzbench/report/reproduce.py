@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tzbench.catalog import Catalog
-from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, TrainConfig, recipe_to_config
 from tzbench.db.store import DIED_MESSAGE, Store
 from tzbench.home import find_weights
 from tzbench.registry import Registry, load_registry
@@ -32,11 +32,12 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: int | None = Field(description="training steps; None: epochs * len(train) / batch")
+    recipe: str = Field(default="paper", description="registry.yaml recipe; the fields below override it")
+    steps: int | None = Field(default=None, description="training steps; None: the recipe's, else epochs")
     epochs: int | None = None
-    batch_size: int
-    val_every: int
-    val_max_samples: int
+    batch_size: int | None = None
+    val_every: int | None = None
+    val_max_samples: int | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="dataset params per benchmark")
     model_steps: dict[str, int] = Field(default_factory=dict, description="per-model step overrides")
     eval_max_samples: int | None = Field(default=None, description="test pairs per subset (None: all)")
@@ -62,6 +63,9 @@ BUDGETS: dict[str, Budget] = {
     "paper": Budget(steps=None, epochs=500, batch_size=48, val_every=1000, val_max_samples=100_000,
                     data={"synth": {}, "wild": {}, "textzoom": {}},
                     note="the paper's 500-epoch recipe; needs a GPU"),
+    # registry.yaml's `cpu` recipe as it stands (steps, batch, schedule, EMA per model).
+    "cpu": Budget(recipe="cpu", data={"synth": {}, "wild": {}, "textzoom": {}},
+                  note="the cpu recipe: warm-up + cosine, EMA, batch 16; converges on a 2-core CPU"),
 }
 
 TABLE3_ROWS = ("srresnet", "tsrn_srb", "tsrn_srb_align", "tsrn")
@@ -107,9 +111,31 @@ def _loss_for(model: str, registry: Registry, catalog: Catalog, notes: list[str]
     return ComponentRef(name=name, params=params)
 
 
-def _data(benchmark: str, budget: Budget, extra: dict[str, Any] | None = None) -> DataConfig:
+def _data(benchmark: str, budget: Budget, extra: dict[str, Any] | None = None,
+          batch_size: int | None = None) -> DataConfig:
     params = {**budget.data.get(benchmark, {}), **(extra or {})}
-    return DataConfig(dataset=benchmark, params=params, batch_size=budget.batch_size)
+    return DataConfig(dataset=benchmark, params=params, batch_size=batch_size or budget.batch_size or 32)
+
+
+def _train_config(m: str, budget: Budget, budget_name: str, registry: Registry, catalog: Catalog,
+                  data: DataConfig, notes: list[str], **fields: Any) -> TrainConfig:
+    """Model ``m``'s training under ``budget``: its recipe, with the budget's own fields on top."""
+    base = recipe_to_config(registry.recipe(m, budget.recipe), f"registry.yaml recipes.{budget.recipe}")
+    base.pop("loss", None)  # _loss_for picks it, with the note when a term cannot be computed
+    for key in ("val_every", "val_max_samples"):
+        if getattr(budget, key) is not None:
+            base[key] = getattr(budget, key)
+    base.setdefault("val_every", 100)
+    base.setdefault("val_max_samples", 256)
+    if m in budget.model_steps:
+        base["steps"] = budget.model_steps[m]
+        notes.append(f"{base['steps']} steps (budget {budget_name} caps this model)")
+    elif budget.steps is not None or budget.epochs is not None:
+        base["steps"] = budget.steps or 0  # 0: epochs, converted by run_plan
+    base["checkpoint_every"] = max(int(base["val_every"]), 1)
+    base.pop("data", None)
+    return TrainConfig(model=ComponentRef(name=m), loss=_loss_for(m, registry, catalog, notes), data=data,
+                       **base, **fields)
 
 
 def plan(
@@ -164,26 +190,11 @@ def plan(
             eval_data = _data(dataset, budget)
             train_cfg = None
             if spec.trainable:
-                recipe = registry.recipe(m)
-                steps = budget.model_steps.get(m, budget.steps if budget.steps is not None else 0)
-                if m in budget.model_steps:
-                    notes.append(f"{steps} steps (budget {budget_name} caps this model)")
-                train_cfg = TrainConfig(
-                    model=ComponentRef(name=m),
-                    loss=_loss_for(m, registry, catalog, notes),
-                    data=_data(dataset, budget, train_extra),
-                    optim=OptimConfig(lr=recipe.get("lr", 1e-3), betas=tuple(recipe.get("betas", (0.5, 0.999))),
-                                      grad_clip=recipe.get("grad_clip"), loss_scale=recipe.get("loss_scale", 1.0)),
-                    steps=steps,
-                    val_every=budget.val_every,
-                    val_max_samples=budget.val_max_samples,
-                    checkpoint_every=max(budget.val_every, 1),
-                    judges=judges,
-                    eval_after=False,
-                    seed=seed,
-                    out_dir="runs",
-                    tags=tags,
-                )
+                batch = budget.batch_size or registry.recipe(m, budget.recipe).get("batch_size")
+                train_cfg = _train_config(m, budget, budget_name, registry, catalog,
+                                          _data(dataset, budget, train_extra, batch), notes,
+                                          judges=judges, eval_after=False, seed=seed, out_dir="runs", tags=tags,
+                                          recipe=budget.recipe)
             eval_cfg = EvalConfig(model=ComponentRef(name=m), data=eval_data, judges=judges, seed=seed, tags=tags,
                                   max_samples=budget.eval_max_samples)
             jobs.append(Job(label, m, train_cfg, eval_cfg, notes))

@@ -72,6 +72,7 @@ from tzbench.runner.distributed import (
 )
 from tzbench.runner.evaluate import evaluate
 from tzbench.runner.precision import Precision, check_runtime
+from tzbench.runner.schedule import WeightAverage, make_scheduler
 
 __all__ = [
     "TrainOutcome",
@@ -110,6 +111,7 @@ class TrainOutcome:
     status: str
     step: int = 0
     message: str | None = None
+    best_step: int | None = None
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -240,6 +242,18 @@ def _score(sel: Selection, v: dict[str, dict[str, float]]) -> float:
     # Legacy: TextZoom compares the sum of the subsets' accuracies (the mean ranks the same).
     vals = [s[sel.metric] for s in v.values()]
     return sum(vals) / len(vals)
+
+
+def _mean_psnr(v: dict[str, dict[str, float]]) -> float:
+    vals = [s["psnr"] for s in v.values()]
+    return sum(vals) / len(vals)
+
+
+def _improves(score: float, psnr: float, best_score: float | None, best_psnr: float | None) -> bool:
+    """Strictly better by the selection metric, or equal to it with a higher mean PSNR."""
+    if best_score is None or score > best_score:
+        return True
+    return score == best_score and psnr > (best_psnr if best_psnr is not None else -math.inf)
 
 
 def _val_rows(sel: Selection, v: dict[str, dict[str, float]], step: int) -> list[ResultRow]:
@@ -480,7 +494,11 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                            weight_decay=cfg.optim.weight_decay)
     start_step = 0
+    # The selection's best: its score, then mean val PSNR to break ties (accuracy on a few
+    # hundred pairs ties often while PSNR still rises), and the step that made it.
     best_score: float | None = None
+    best_psnr: float | None = None
+    best_step: int | None = None
     train_seconds = 0.0
     if resume is not None:
         net.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")}, strict=True)
@@ -494,9 +512,16 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         prec.load_state(meta.get("scaler"))
         start_step = int(meta["step"])
         best_score = meta.get("best_score")
+        best_psnr, best_step = meta.get("best_psnr"), meta.get("best_step")
         train_seconds = float(meta.get("train_seconds", 0.0))
         if start_step >= cfg.steps:
             raise RunError(f"the run already reached step {start_step}; pass --steps > {start_step} to continue it")
+
+    ema = WeightAverage(net, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
+    if ema is not None and resume is not None:
+        ema.load_state_tensors(state)
+    scheduler = make_scheduler(opt, cfg.optim, cfg.steps)
+    scored = ema.module if ema is not None else net  # what validation, selection and eval see
 
     runtime = {"amp": amp, "compile": compile, "world_size": ctx.world_size,
                "global_batch_size": cfg.data.batch_size * ctx.world_size, "backend": ctx.backend}
@@ -560,6 +585,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         return {
             "format": "tzbench-checkpoint-2", "sr_model": cfg.model.name, "params": info.params,
             "in_channels": info.in_channels, "step": step, "run_id": run_id, "best_score": best_score,
+            "best_psnr": best_psnr, "best_step": best_step, "ema_decay": cfg.optim.ema_decay,
             "selection": sel.describe(), "protocol": cfg.protocol, "config": cfg.model_dump(mode="json"),
             "runtime": runtime, "world_size": ctx.world_size, **provenance(device), **(extra or {}),
         }
@@ -576,7 +602,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         if not ctx.is_main:
             return
         opt_tensors, opt_meta = optimizer_to_flat(opt)
-        tensors = {**{f"model.{k}": v for k, v in net.state_dict().items()}, **opt_tensors, **rng_t}
+        tensors = {**{f"model.{k}": v for k, v in net.state_dict().items()}, **opt_tensors, **rng_t,
+                   **(ema.state_tensors() if ema is not None else {})}
         for r, (t, _) in enumerate(gathered):
             tensors.update({f"rank{r}.{k}": v for k, v in t.items()})
         save_checkpoint(last_path, tensors, meta_for(step, {
@@ -616,19 +643,23 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 if stops:
                     break
                 opt.zero_grad(set_to_none=True)
+                if scheduler is not None:
+                    scheduler.step_update(step)
                 prec.backward_step(loss * cfg.optim.loss_scale, opt, params, cfg.optim.grad_clip)
                 step += 1
+                if ema is not None:
+                    ema.update(net, step)
                 prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
-                    v = _validate(net, sel, device, cfg.data.eval_batch_size, ctx)
-                    score = _score(sel, v)
-                    improved = best_score is None or score > best_score
+                    v = _validate(scored, sel, device, cfg.data.eval_batch_size, ctx)
+                    score, psnr = _score(sel, v), _mean_psnr(v)
+                    improved = _improves(score, psnr, best_score, best_psnr)
                     if improved:
-                        best_score = score
+                        best_score, best_psnr, best_step = score, psnr, step
                     if ctx.is_main:
                         assert store is not None
                         if improved:
-                            save_checkpoint(best_path, net.state_dict(), meta_for(step, {"val": v, "kind": "model"}))
+                            save_checkpoint(best_path, scored.state_dict(), meta_for(step, {"val": v, "kind": "model"}))
                         store.add_results(run_id, [*_val_rows(sel, v, step),
                                                    ResultRow("train", NO_RECOGNIZER, "loss", mean_loss, step,
                                                              lr.shape[0] * ctx.world_size)])
@@ -667,5 +698,5 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             store.update_run(run_id, checkpoint_sha256=sha256_file(best_file))
         store.add_results(run_id, [ResultRow("train", NO_RECOGNIZER, "seconds", elapsed, -1, step)])
     return TrainOutcome(run_id, run_dir, best_file if best_file.exists() else None, last_file, best_score, None,
-                        status, step, message)
+                        status, step, message, best_step)
 
