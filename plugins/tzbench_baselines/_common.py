@@ -108,16 +108,23 @@ def bilinear_kernel(size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def init_convt_bilinear_(convt: nn.ConvTranspose2d) -> None:
+def init_convt_bilinear_(convt: nn.ConvTranspose2d, per_channel: bool = False) -> None:
     """Set every (in, out) channel pair of ``convt`` to the bilinear kernel; zero its bias.
 
     Every pair, not only the diagonal: that is what the LapSRN reference code does (it comes
     from a grayscale model, where the two coincide), so with C input channels each output
-    channel starts as the bilinear upsampling of the *sum* of the inputs.
+    channel starts as the bilinear upsampling of the *sum* of the inputs. ``per_channel``
+    fills only the diagonal (the other pairs zero): each output channel starts as the bilinear
+    upsampling of its own input channel.
     """
     kh, kw = convt.kernel_size
     if kh != kw:
         raise ValueError(f"bilinear init needs a square kernel, got {kh}x{kw}")
-    convt.weight.copy_(bilinear_kernel(kh).expand_as(convt.weight))
+    kernel = bilinear_kernel(kh).expand_as(convt.weight)
+    if per_channel:
+        if convt.in_channels != convt.out_channels or convt.groups != 1:
+            raise ValueError("per-channel bilinear init needs in_channels == out_channels and groups 1")
+        kernel = kernel * torch.eye(convt.in_channels, dtype=kernel.dtype)[:, :, None, None]
+    convt.weight.copy_(kernel)
     if convt.bias is not None:
         convt.bias.zero_()

@@ -52,13 +52,19 @@ class LapSRN(nn.Module):
         width, height: HR size; with ``stn`` the TPS output is the LR size (height/2, width/2).
         stn: add TextZoom's TPS-STN, applied in training only (as officially).
         num_layers: conv layers per feature branch (official 10).
+        convt_init: ``official`` (bilinear on every channel pair, as TextZoom's code) or
+            ``per_channel`` (bilinear on the diagonal only; see :func:`init_convt_bilinear_`).
     """
 
     in_channels: int = 3
     scale: int = 2
 
-    def __init__(self, width: int = 128, height: int = 32, stn: bool = False, num_layers: int = 10) -> None:
+    def __init__(self, width: int = 128, height: int = 32, stn: bool = False, num_layers: int = 10,
+                 convt_init: str = "official") -> None:
         super().__init__()
+        if convt_init not in ("official", "per_channel"):
+            raise ValueError(f"convt_init must be 'official' or 'per_channel', got {convt_init!r}")
+        self.convt_init = convt_init
         c = 64
         self.conv_input = nn.Conv2d(3, c, 3, padding=1, bias=False)
         self.convt_I1 = nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False)
@@ -85,7 +91,7 @@ class LapSRN(nn.Module):
             if isinstance(module, nn.Conv2d):
                 init_conv_he_fan_out_(module)
             elif isinstance(module, nn.ConvTranspose2d):
-                init_convt_bilinear_(module)
+                init_convt_bilinear_(module, per_channel=self.convt_init == "per_channel")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 3, 2H, 2W)``."""

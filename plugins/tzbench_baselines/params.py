@@ -7,6 +7,8 @@ width/depth knobs keep the official values as defaults and exist for quick, smal
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -86,3 +88,8 @@ class LapSRNParams(_STNParams):
     """LapSRN (Lai et al.) with colour input; only the x2 level is used."""
 
     num_layers: int = Field(default=10, ge=1, description="conv+LeakyReLU layers per feature branch")
+    convt_init: Literal["official", "per_channel"] = Field(
+        default="official",
+        description="transposed-conv start: 'official' puts the bilinear kernel on every (in, out) channel "
+        "pair (each output starts as the upsampled *sum* of the inputs, as TextZoom's code does); "
+        "'per_channel' only on the diagonal, so the image branch starts as a bilinear x2 upsampling")

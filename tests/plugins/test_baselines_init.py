@@ -194,3 +194,20 @@ def test_vdsr_trains_under_the_official_init_and_not_under_pytorch_defaults() ->
     stuck = _vdsr_losses(default)
     # The residual branch is ~0, so the output is the nearest upsampling and nothing moves.
     assert max(stuck) - min(stuck) < 1e-6 * stuck[0], stuck
+
+
+def test_lapsrn_per_channel_convt_init_upsamples_each_channel() -> None:
+    """``convt_init='per_channel'``: the image branch starts as a bilinear x2 of each channel;
+    the official init starts it as the bilinear x2 of the channels' *sum* (3x too bright)."""
+    from tzbench_baselines.lapsrn import LapSRN
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 64)
+    per = LapSRN(convt_init="per_channel").convt_I1(x).detach()
+    off = LapSRN().convt_I1(x).detach()
+    for c in range(3):
+        torch.testing.assert_close(off[:, c], per.sum(1), rtol=1e-5, atol=1e-5)
+    bilinear = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(per[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="convt_init"):
+        LapSRN(convt_init="diagonal")
