@@ -33,6 +33,12 @@ class ConfigError(ValueError):
     """A configuration problem: names the file, the ``--set`` path or the field."""
 
 
+def _default_judges() -> list[str]:
+    from tzbench.registry import load_registry  # registry.yaml says which judges a run reads with
+
+    return list(load_registry().default_judges)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,7 +104,7 @@ class TrainConfig(_Strict):
         description="judge whose val accuracy selects the best checkpoint; None: the protocol's judge "
         "(clean: registry selection_judge, legacy: aster); 'psnr' or '-': select by PSNR",
     )
-    judges: list[str] = Field(default_factory=lambda: ["ppocr"])
+    judges: list[str] = Field(default_factory=_default_judges, description="registry.yaml default_judges")
     eval_after: bool = Field(default=True, description="evaluate the best checkpoint on test when done")
     protocol: Literal["clean", "legacy"] = "clean"
     seed: int = 0
@@ -115,7 +121,7 @@ class EvalConfig(_Strict):
     model: ComponentRef
     checkpoint: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
-    judges: list[str] = Field(default_factory=lambda: ["ppocr"])
+    judges: list[str] = Field(default_factory=_default_judges, description="registry.yaml default_judges")
     protocol: Literal["clean", "legacy"] = "clean"
     max_samples: int | None = Field(default=None, ge=1)
     seed: int = 0
@@ -230,16 +236,17 @@ RECIPE_FIELDS: dict[str, tuple[str, ...]] = {
 def recipe_to_config(recipe: dict[str, Any], name: str = "recipe") -> dict[str, Any]:
     """A raw :class:`TrainConfig` fragment from one model's recipe (``Registry.recipe``).
 
-    ``loss``/``loss_params`` become the run's loss; ``epochs`` is left to the caller (it needs the
+    ``loss``/``loss_params`` become the run's loss, ``model_params`` the model's params (an
+    initialisation choice, never the architecture); ``epochs`` is left to the caller (it needs the
     train split's size); any other unknown key is an error naming the recipe and the key.
     """
     out: dict[str, Any] = {}
     for key, value in recipe.items():
-        if key in ("loss", "loss_params", "epochs"):
+        if key in ("loss", "loss_params", "epochs", "model_params"):
             continue
         path = RECIPE_FIELDS.get(key)
         if path is None:
-            raise ConfigError(f"{name}: unknown recipe key {key!r} (known: loss, loss_params, epochs, "
+            raise ConfigError(f"{name}: unknown recipe key {key!r} (known: loss, loss_params, model_params, epochs, "
                               f"{', '.join(RECIPE_FIELDS)})")
         node = out
         for part in path[:-1]:
@@ -247,4 +254,6 @@ def recipe_to_config(recipe: dict[str, Any], name: str = "recipe") -> dict[str, 
         node[path[-1]] = list(value) if isinstance(value, tuple) else value
     if recipe.get("loss"):
         out["loss"] = {"name": recipe["loss"], "params": dict(recipe.get("loss_params") or {})}
+    if recipe.get("model_params"):
+        out["model"] = {"params": dict(recipe["model_params"])}
     return out

@@ -44,6 +44,7 @@ class Registry(_Strict):
     benchmarks: dict[str, BenchmarkEntry]
     judges: dict[str, JudgeEntry]
     selection_judge: str
+    default_judges: list[str] = Field(default_factory=list)
     metrics: dict[str, MetricEntry]
     protocols: list[str]
     losses: dict[str, str] = Field(default_factory=dict, description="each model's Table 4 loss")

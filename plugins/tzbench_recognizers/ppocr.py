@@ -16,32 +16,42 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PPOCRRecognizer", "find_ppocr_model", "ctc_greedy_decode"]
+__all__ = ["OnnxCTCRecognizer", "PPOCRRecognizer", "find_ppocr_model", "find_packaged_file", "ctc_greedy_decode"]
 
 _MODEL_NAME = "PP-OCRv6_rec_small.onnx"
 _INPUT_HEIGHT = 48
 
 
-def find_ppocr_model(explicit: str | None = None) -> Path:
-    """Path of the recognition ONNX file: ``explicit``, ``$TZBENCH_PPOCR_MODEL`` or the wheel's copy."""
-    candidates: list[Path] = []
-    for raw in (explicit, os.environ.get("TZBENCH_PPOCR_MODEL")):
+def find_packaged_file(package: str, relative: str, env: str, explicit: str | None, judge: str,
+                       install: str) -> Path:
+    """A model file shipped inside ``package``: ``explicit``, ``$env`` or the installed copy.
+
+    The package is located with ``importlib.util.find_spec``, never imported: its pipeline
+    (detection, OpenCV) is not what a judge runs.
+    """
+    for raw in (explicit, os.environ.get(env)):
         if raw:
             path = Path(raw)
             if not path.is_file():
-                raise FileNotFoundError(f"ppocr model file not found: {path}")
+                raise FileNotFoundError(f"{judge} model file not found: {path}")
             return path
-    spec = importlib.util.find_spec("rapidocr")  # locates the package without executing it
+    candidates: list[Path] = []
+    spec = importlib.util.find_spec(package)
     if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            candidates.append(Path(loc) / "models" / _MODEL_NAME)
+        candidates = [Path(loc) / relative for loc in spec.submodule_search_locations]
     for path in candidates:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        f"ppocr needs {_MODEL_NAME} from the rapidocr wheel (pip install rapidocr==3.10.0) "
-        f"or a path in TZBENCH_PPOCR_MODEL; looked in: {', '.join(map(str, candidates)) or '(rapidocr not installed)'}"
+        f"{judge} needs {relative} from the {package} package ({install}) or a path in {env}; "
+        f"looked in: {', '.join(map(str, candidates)) or f'({package} not installed)'}"
     )
+
+
+def find_ppocr_model(explicit: str | None = None) -> Path:
+    """Path of the recognition ONNX file: ``explicit``, ``$TZBENCH_PPOCR_MODEL`` or the wheel's copy."""
+    return find_packaged_file("rapidocr", f"models/{_MODEL_NAME}", "TZBENCH_PPOCR_MODEL", explicit, "ppocr",
+                              "pip install rapidocr==3.10.0")
 
 
 def ctc_greedy_decode(ids: np.ndarray, charset: list[str], blank: int = 0) -> list[str]:
@@ -55,46 +65,44 @@ def ctc_greedy_decode(ids: np.ndarray, charset: list[str], blank: int = 0) -> li
     return out
 
 
-class PPOCRRecognizer:
-    """PP-OCR text recognition (CTC) as a tzbench judge.
+class OnnxCTCRecognizer:
+    """A PaddleOCR-style CTC recognizer in ONNX, run with onnxruntime, as a tzbench judge.
 
-    Preprocessing: RGB in [0,1], resized to height 48 keeping the aspect ratio (bilinear),
-    normalised to [-1, 1]; a batch of mixed widths is right-padded with zeros (PP-OCR's own
-    convention). Decoding: greedy CTC over the charset stored in the ONNX metadata
-    (blank first, space last).
+    Preprocessing: RGB in [0,1], resized to the model's input height keeping the aspect ratio
+    (bilinear), normalised to [-1, 1]; every image of a batch has the same size here, so no
+    padding. Decoding: greedy CTC, class 0 the blank, class i > 0 ``charset[i - 1]``.
+    Subclasses set ``name``, ``input_height`` and ``charset``.
     """
 
-    name = "ppocr"
+    name = "onnx-ctc"
     mode = "native"
+    input_height = 32
+    charset: list[str]
 
-    def __init__(self, model_path: str | None = None, threads: int = 0) -> None:
+    def __init__(self, model_path: Path, threads: int = 0) -> None:
         import onnxruntime as ort  # imported here: listing judges must not load onnxruntime
 
-        self.model_path = find_ppocr_model(model_path)
+        self.model_path = model_path
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         self.net = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        meta = self.net.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise ValueError(f"{self.model_path}: ONNX metadata has no 'character' key (not a PP-OCR rec model?)")
-        self.charset: list[str] = meta["character"].splitlines() + [" "]
         self._input = self.net.get_inputs()[0].name
         self.device = torch.device("cpu")
 
-    def to(self, device: torch.device | str) -> PPOCRRecognizer:
+    def to(self, device: torch.device | str) -> OnnxCTCRecognizer:
         """onnxruntime runs on the CPU here; inputs are moved to it."""
         return self
 
     def preprocess(self, images: torch.Tensor) -> np.ndarray:
-        """(B,3,H,W) in [0,1] -> (B,3,48,W') float32 in [-1,1]."""
+        """(B,3,H,W) in [0,1] -> (B,3,input_height,W') float32 in [-1,1]."""
         if images.dim() != 4 or images.shape[1] < 3:
-            raise ValueError(f"ppocr expects (B,3,H,W) images, got shape {tuple(images.shape)}")
+            raise ValueError(f"{self.name} expects (B,3,H,W) images, got shape {tuple(images.shape)}")
         x = images[:, :3].detach().float().cpu().clamp(0, 1)
         h, w = x.shape[-2:]
-        width = max(8, int(math.ceil(_INPUT_HEIGHT * w / h)))
-        x = F.interpolate(x, size=(_INPUT_HEIGHT, width), mode="bilinear", align_corners=False)
+        width = max(8, int(math.ceil(self.input_height * w / h)))
+        x = F.interpolate(x, size=(self.input_height, width), mode="bilinear", align_corners=False)
         return ((x - 0.5) / 0.5).numpy().astype(np.float32)
 
     @torch.no_grad()
@@ -105,3 +113,18 @@ class PPOCRRecognizer:
         batch = self.preprocess(images)
         probs = self.net.run(None, {self._input: batch})[0]
         return ctc_greedy_decode(probs.argmax(-1), self.charset)
+
+
+class PPOCRRecognizer(OnnxCTCRecognizer):
+    """PP-OCRv6 small (rapidocr 3.10.0): input height 48, charset in the ONNX metadata
+    (blank first, space last)."""
+
+    name = "ppocr"
+    input_height = _INPUT_HEIGHT
+
+    def __init__(self, model_path: str | None = None, threads: int = 0) -> None:
+        super().__init__(find_ppocr_model(model_path), threads)
+        meta = self.net.get_modelmeta().custom_metadata_map
+        if "character" not in meta:
+            raise ValueError(f"{self.model_path}: ONNX metadata has no 'character' key (not a PP-OCR rec model?)")
+        self.charset = meta["character"].splitlines() + [" "]
