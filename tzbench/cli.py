@@ -202,7 +202,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         else:
             base = {"model": {"name": model}}
             if recipe is not None:
-                base.update(_recipe_base(model, recipe))
+                from_recipe = _recipe_base(model, recipe)
+                base["model"].update(from_recipe.pop("model", {}))
+                base.update(from_recipe)
         cfg = load_config(TrainConfig, base, config, sets)
         if cfg.model.name != model:
             raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")

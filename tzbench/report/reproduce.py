@@ -122,6 +122,7 @@ def _train_config(m: str, budget: Budget, budget_name: str, registry: Registry, 
     """Model ``m``'s training under ``budget``: its recipe, with the budget's own fields on top."""
     base = recipe_to_config(registry.recipe(m, budget.recipe), f"registry.yaml recipes.{budget.recipe}")
     base.pop("loss", None)  # _loss_for picks it, with the note when a term cannot be computed
+    model_params = base.pop("model", {}).get("params", {})
     for key in ("val_every", "val_max_samples"):
         if getattr(budget, key) is not None:
             base[key] = getattr(budget, key)
@@ -134,7 +135,7 @@ def _train_config(m: str, budget: Budget, budget_name: str, registry: Registry, 
         base["steps"] = budget.steps or 0  # 0: epochs, converted by run_plan
     base["checkpoint_every"] = max(int(base["val_every"]), 1)
     base.pop("data", None)
-    return TrainConfig(model=ComponentRef(name=m), loss=_loss_for(m, registry, catalog, notes), data=data,
+    return TrainConfig(model=ComponentRef(name=m, params=model_params), loss=_loss_for(m, registry, catalog, notes), data=data,
                        **base, **fields)
 
 
@@ -195,7 +196,7 @@ def plan(
                                           _data(dataset, budget, train_extra, batch), notes,
                                           judges=judges, eval_after=False, seed=seed, out_dir="runs", tags=tags,
                                           recipe=budget.recipe)
-            eval_cfg = EvalConfig(model=ComponentRef(name=m), data=eval_data, judges=judges, seed=seed, tags=tags,
+            eval_cfg = EvalConfig(model=ComponentRef(name=m, params=train_cfg.model.params if train_cfg else {}), data=eval_data, judges=judges, seed=seed, tags=tags,
                                   max_samples=budget.eval_max_samples)
             jobs.append(Job(label, m, train_cfg, eval_cfg, notes))
     return jobs
