@@ -81,3 +81,39 @@ def test_selection_ties_go_to_the_higher_psnr() -> None:
     assert _improves(0.5, 21.0, 0.5, 20.0)  # a tie in accuracy, higher PSNR
     assert not _improves(0.5, 20.0, 0.5, 20.0)  # the earlier checkpoint keeps an exact tie
     assert _improves(0.5, 20.0, 0.5, None)  # resumed from a checkpoint that recorded no PSNR
+
+
+class _BNUpsampler(torch.nn.Module):
+    """x2 nearest + BatchNorm: in train mode BN uses the batch's statistics, in eval its running ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(3)
+        with torch.no_grad():  # running statistics far from any batch's: the two modes disagree
+            self.bn.running_mean.fill_(0.3)
+            self.bn.running_var.fill_(4.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def test_validation_scores_the_eval_mode_model_and_restores_training_mode() -> None:
+    """Selection must see what eval and inference see (BatchNorm running statistics, not the
+    validation batch's own), and training must continue in train mode."""
+    from tzbench.metrics import psnr_per_image
+    from tzbench.runner.distributed import DistContext
+    from tzbench.runner.train import Selection, _validate
+
+    torch.manual_seed(0)
+    lr8 = torch.randint(0, 256, (6, 3, 16, 64), dtype=torch.uint8)
+    hr8 = torch.randint(0, 256, (6, 3, 32, 128), dtype=torch.uint8)
+    ds = [{"lr": lr8[i], "hr": hr8[i], "label": "x", "index": i} for i in range(6)]  # items as datasets give them
+    lr, hr = lr8 / 255.0, hr8 / 255.0
+    net = _BNUpsampler().train()
+    v = _validate(net, Selection("clean", None, {"val": ds}, limit=6), torch.device("cpu"), 4, DistContext())
+    assert net.training
+    with torch.no_grad():
+        want_eval = float(psnr_per_image(net.eval()(lr).clamp(0, 1), hr).mean())
+        want_train = float(psnr_per_image(net.train()(lr).clamp(0, 1), hr).mean())
+    assert abs(want_eval - want_train) > 0.5  # the check below can tell the modes apart
+    assert v["val"]["psnr"] == pytest.approx(want_eval, abs=1e-4)
