@@ -35,9 +35,20 @@ def list_sr_models() -> list[str]:
     return get_catalog().names("sr-models")
 
 
-def create_sr_model(name: str, **params: Any) -> Any:
-    """Build SR model ``name`` (an ``nn.Module``); params are validated first."""
-    return get_catalog().create("sr-models", name, params)
+def create_sr_model(name: str, pretrained: bool | str = False, **params: Any) -> Any:
+    """Build SR model ``name`` (an ``nn.Module``); params are validated first.
+
+    ``pretrained=True`` loads the weights the model's plugin ships (the first listed;
+    a string picks them by tag, e.g. ``"wild-cpu"``), with the params they were trained with;
+    ``tzbench list sr-models`` shows which models have them. Like timm, the model is returned in
+    train mode: call ``.eval()`` before inference.
+    """
+    catalog = get_catalog()
+    if pretrained:
+        from tzbench.pretrained import create_pretrained_sr_model
+
+        return create_pretrained_sr_model(catalog, name, pretrained, **params)
+    return catalog.create("sr-models", name, params)
 
 
 def list_recognizers() -> list[str]:

@@ -55,6 +55,19 @@ class Subset(str, Enum):
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL (default $TZBENCH_DB or sqlite:///tzbench.db)")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: PATH=VALUE (repeatable)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML config file")]
+PretrainedOpt = Annotated[bool, typer.Option(
+    "--pretrained", help="use the weights the model's plugin ships (tzbench list sr-models shows them)")]
+
+
+def _pretrained_checkpoint(catalog: Catalog, model: str, pretrained: bool, checkpoint: Path | None) -> Path | None:
+    """``--checkpoint``, or with ``--pretrained`` the model's shipped weights file (sha256 checked)."""
+    if not pretrained:
+        return checkpoint
+    if checkpoint is not None:
+        raise ConfigError("--pretrained and --checkpoint exclude each other: pass one of them")
+    from tzbench.pretrained import pick_pretrained, pretrained_path
+
+    return pretrained_path(pick_pretrained(catalog, model))
 
 
 def _catalog(ctx: typer.Context) -> Catalog:
@@ -266,7 +279,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         ctx: typer.Context,
         model: Annotated[str, typer.Argument(help="SR model name")],
         checkpoint: Annotated[Optional[Path], typer.Option(help="tzbench checkpoint (.safetensors)")] = None,
-        judge: Annotated[Optional[list[str]], typer.Option("--judge", help="recognizer (repeatable; default ppocr)")] = None,
+        pretrained: PretrainedOpt = False,
+        judge: Annotated[Optional[list[str]], typer.Option(
+            "--judge", help="recognizer (repeatable; default: registry.yaml default_judges)")] = None,
         data: Annotated[Optional[str], typer.Option("--data", help="dataset name (default synth)")] = None,
         lr_source: Annotated[Optional[str], typer.Option(
             "--lr-source", help="LR of the data: the dataset's real/degraded LR, or 'bicubic' (bicubic x2 of HR)")] = None,
@@ -292,9 +307,14 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             sets.insert(0, f"max_samples={max_samples}")
         if judge:
             sets.insert(0, "judges=[" + ",".join(judge) + "]")
-        base: dict[str, Any] = {"model": {"name": model}, "checkpoint": str(checkpoint) if checkpoint else None}
-        cfg = load_config(EvalConfig, base, config, sets)
         catalog = _catalog(ctx)
+        checkpoint = _pretrained_checkpoint(catalog, model, pretrained, checkpoint)
+        base: dict[str, Any] = {"model": {"name": model}, "checkpoint": str(checkpoint) if checkpoint else None}
+        if pretrained:
+            from tzbench.pretrained import pick_pretrained
+
+            base["tags"] = {"pretrained": pick_pretrained(catalog, model).tag}
+        cfg = load_config(EvalConfig, base, config, sets)
         catalog.validate_params("sr-models", model, cfg.model.params)
         for j in cfg.judges:
             catalog.entry("recognizers", j)
@@ -346,6 +366,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             if kind == "sr-models":
                 row["default_loss"] = e.spec.default_loss
                 row["trainable"] = e.spec.trainable
+                row["pretrained"] = ", ".join(w.tag for w in e.spec.pretrained) or "-"
                 if params:
                     try:
                         m = catalog.create(kind, e.spec.name)
@@ -353,7 +374,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                     except Exception as exc:  # noqa: BLE001 - a broken model is reported in its row
                         row["params"] = f"error: {exc}"
             rows.append(row)
-        cols = ["name", "plugin", "params", "default_loss", "paper", "summary"] if kind == "sr-models" else [
+        cols = ["name", "plugin", "params", "default_loss", "pretrained", "paper", "summary"] if kind == "sr-models" else [
             "name", "plugin", "paper", "summary"]
         _emit(rows, cols, format, title=kind)
 
@@ -415,6 +436,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
         checkpoint: Annotated[Optional[Path], typer.Option(
             help="tzbench .safetensors checkpoint or official .pth (bicubic needs none)")] = None,
+        pretrained: PretrainedOpt = False,
         side_by_side: Annotated[bool, typer.Option("--side-by-side",
                                                    help="also write <name>_compare.png: LR bicubic-up | SR")] = False,
         judge: Annotated[Optional[str], typer.Option("--judge", help="recognizer that reads LR-up and SR")] = None,
@@ -429,7 +451,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
 
         catalog = _catalog(ctx)
         dev = pick_device(device)
-        loaded = load_model(catalog, model, checkpoint)
+        loaded = load_model(catalog, model, _pretrained_checkpoint(catalog, model, pretrained, checkpoint))
         rec = build_judges(catalog, [judge], dev)[0].recognizer if judge else None
         paths = expand_inputs(list(inputs))
         lr = read_crops(paths, loaded.info.in_channels)

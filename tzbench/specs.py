@@ -19,6 +19,7 @@ __all__ = [
     "SRModelSpec",
     "RecognizerSpec",
     "WeightsFile",
+    "PretrainedWeights",
     "LossSpec",
     "DatasetSpec",
     "resolve_target",
@@ -67,6 +68,30 @@ class ComponentSpec(BaseModel):
         return v
 
 
+class PretrainedWeights(BaseModel):
+    """Weights shipped inside a plugin package (timm's ``pretrained=True`` convention).
+
+    The file is a tzbench checkpoint (safetensors whose header carries the run's metadata:
+    model params, recipe, dataset, step, run id, commit, val scores), found through its package
+    without importing it and checked against ``sha256`` before use.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tag: str = Field(description="which weights, e.g. 'wild-cpu' (dataset and recipe)")
+    resource: str = Field(description="'package:relative/path.safetensors' inside an installed package")
+    sha256: str
+    summary: str = Field(default="", description="provenance and measured scores, one line")
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, v: str) -> str:
+        package, _, rel = v.partition(":")
+        if not package or not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise ValueError(f"resource {v!r} is not of the form 'package:relative/path'")
+        return v
+
+
 class SRModelSpec(ComponentSpec):
     """A super-resolution model: nn.Module mapping (B,C,16,64) -> (B,C,32,128) at scale 2."""
 
@@ -77,6 +102,8 @@ class SRModelSpec(ComponentSpec):
         default=3, description="3 (RGB) or 4 (RGB+mask); None when it follows the 'mask' param"
     )
     trainable: bool = True
+    pretrained: tuple[PretrainedWeights, ...] = Field(
+        default=(), description="shipped weights; the first is what pretrained=True loads")
 
 
 class WeightsFile(BaseModel):

@@ -1,0 +1,91 @@
+"""Pretrained weights shipped in a package: located without importing it, sha256-checked,
+loaded with the params they were trained with; every misuse names the problem."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tzbench
+from tzbench.api import get_catalog
+from tzbench.hookspecs import hookimpl
+from tzbench.pretrained import create_pretrained_sr_model, pick_pretrained, pretrained_path
+from tzbench.runner.checkpoint import save_checkpoint
+from tzbench.specs import PretrainedWeights, SRModelSpec
+from tzbench.weights import WeightsError, sha256_file
+from tzbench_baselines.params import VDSRParams
+
+
+def _ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sha: str | None = None) -> tuple[object, torch.nn.Module]:
+    """A package `shippedpkg` holding VDSR weights (4 layers, 8 features) and a plugin listing them."""
+    pkg = tmp_path / "site" / "shippedpkg"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('a package holding weights is never imported')\n")
+    params = {"num_layers": 4, "num_features": 8}
+    net = tzbench.create_sr_model("vdsr", **params)
+    file = save_checkpoint(pkg / "weights" / "vdsr-test", net.state_dict(),
+                           {"sr_model": "shipped_vdsr", "params": params, "kind": "model", "step": 7})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    weights = PretrainedWeights(tag="test", resource="shippedpkg:weights/vdsr-test.safetensors",
+                                sha256=sha or sha256_file(file))
+
+    class Plugin:
+        @hookimpl
+        def register_sr_models(self) -> list[SRModelSpec]:
+            return [SRModelSpec(name="shipped_vdsr", target="tzbench_baselines.vdsr:VDSR", params=VDSRParams,
+                                pretrained=(weights,))]
+
+    return Plugin(), net
+
+
+def test_shipped_weights_load_with_their_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin, trained = _ship(tmp_path, monkeypatch)
+    catalog = get_catalog(extra_plugins=[plugin])
+    assert pick_pretrained(catalog, "shipped_vdsr").tag == "test"
+    net = create_pretrained_sr_model(catalog, "shipped_vdsr")
+    for k, v in trained.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    assert "shippedpkg" not in sys.modules  # located, not imported
+    with pytest.raises(WeightsError, match="num_features=16 \\(weights: 8\\)"):
+        create_pretrained_sr_model(catalog, "shipped_vdsr", num_features=16)
+    with pytest.raises(WeightsError, match="no pretrained weights tagged 'paper'; it has: test"):
+        pick_pretrained(catalog, "shipped_vdsr", "paper")
+
+
+def test_a_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin, _ = _ship(tmp_path, monkeypatch, sha="0" * 64)
+    catalog = get_catalog(extra_plugins=[plugin])
+    with pytest.raises(WeightsError, match="differs from the pinned 0000"):
+        create_pretrained_sr_model(catalog, "shipped_vdsr")
+
+
+def test_missing_file_and_model_without_weights_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin, _ = _ship(tmp_path, monkeypatch)
+    catalog = get_catalog(extra_plugins=[plugin])
+    (tmp_path / "site" / "shippedpkg" / "weights" / "vdsr-test.safetensors").unlink()
+    with pytest.raises(WeightsError, match="vdsr-test.safetensors' not found"):
+        pretrained_path(pick_pretrained(catalog, "shipped_vdsr"))
+    with pytest.raises(WeightsError, match="srcnn has no pretrained weights"):
+        tzbench.create_sr_model("srcnn", pretrained=True)
+
+
+def test_resource_must_be_a_relative_path_inside_a_package() -> None:
+    with pytest.raises(ValueError, match="not of the form"):
+        PretrainedWeights(tag="x", resource="pkg:../../etc/passwd", sha256="0" * 64)
+    with pytest.raises(ValueError, match="not of the form"):
+        PretrainedWeights(tag="x", resource="no-colon.safetensors", sha256="0" * 64)
+
+
+def test_cli_pretrained_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tzbench.cli import main
+
+    for argv in (["eval", "srcnn", "--pretrained"],
+                 ["eval", "srcnn", "--pretrained", "--checkpoint", str(tmp_path / "x.safetensors")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "srcnn has no pretrained weights" in err and "exclude each other" in err

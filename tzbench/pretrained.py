@@ -1,0 +1,70 @@
+"""Pretrained SR weights shipped inside plugin packages (timm's ``pretrained=True``).
+
+A plugin lists its shipped files in :attr:`tzbench.specs.SRModelSpec.pretrained`. Each is a
+tzbench checkpoint inside an installed package, located without importing the package, checked
+against its pinned sha256, and loaded with the checkpoint's own model params and strict keys.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from tzbench.catalog import Catalog
+from tzbench.specs import PretrainedWeights
+from tzbench.weights import WeightsError, sha256_file
+
+__all__ = ["pick_pretrained", "pretrained_path", "create_pretrained_sr_model"]
+
+
+def pick_pretrained(catalog: Catalog, model: str, tag: str | bool | None = True) -> PretrainedWeights:
+    """The shipped weights of ``model``: the first listed, or the one tagged ``tag``."""
+    spec = catalog.spec("sr-models", model)
+    shipped = list(getattr(spec, "pretrained", ()))
+    if not shipped:
+        raise WeightsError(f"{model} has no pretrained weights (tzbench list sr-models shows which models do)")
+    if tag is True or tag is None:
+        return shipped[0]
+    for w in shipped:
+        if w.tag == tag:
+            return w
+    raise WeightsError(f"{model} has no pretrained weights tagged {tag!r}; it has: {', '.join(w.tag for w in shipped)}")
+
+
+def pretrained_path(weights: PretrainedWeights, verify: bool = True) -> Path:
+    """The installed file of ``weights``; with ``verify`` its sha256 must be the pinned one."""
+    package, _, rel = weights.resource.partition(":")
+    spec = importlib.util.find_spec(package)
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in roots:
+        path = Path(root) / rel
+        if path.is_file():
+            if verify:
+                actual = sha256_file(path)
+                if actual != weights.sha256:
+                    raise WeightsError(f"{path}: sha256 {actual} differs from the pinned {weights.sha256} "
+                                       "(a modified or truncated file; reinstall the package)")
+            return path
+    raise WeightsError(f"pretrained weights {weights.resource!r} not found (package {package!r} at "
+                       f"{', '.join(roots) or 'not installed'})")
+
+
+def create_pretrained_sr_model(catalog: Catalog, model: str, tag: str | bool | None = True,
+                               **params: Any) -> Any:
+    """Build ``model`` with the shipped weights loaded (strict keys and shapes).
+
+    The architecture params come from the checkpoint; ``params`` may repeat them but not
+    contradict them (other weights would not fit).
+    """
+    from tzbench.runner.checkpoint import load_sr_checkpoint, read_checkpoint_meta
+
+    path = pretrained_path(pick_pretrained(catalog, model, tag))
+    recorded = dict(read_checkpoint_meta(path).get("params") or {})
+    clash = {k: (v, recorded[k]) for k, v in params.items() if k in recorded and recorded[k] != v}
+    if clash:
+        shown = ", ".join(f"{k}={a!r} (weights: {b!r})" for k, (a, b) in clash.items())
+        raise WeightsError(f"{model} pretrained weights were trained with other params: {shown}")
+    net = catalog.create("sr-models", model, {**recorded, **params})
+    load_sr_checkpoint(path, net, model)
+    return net
