@@ -514,6 +514,20 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             console.print(f"no weights in {tzbench_home() / 'weights'}")
         _emit(rows, ["component", "file", "sha256", "bytes"], OutFormat.table, title="weights")
 
+    @weights_app.command("ship")
+    def weights_ship(
+        run_id: Annotated[int, typer.Argument(help="a finished training run")],
+        out_file: Annotated[Path, typer.Option("--out", help="the .safetensors file to write (next to a .json)")],
+        db: DbOpt = None,
+    ) -> None:
+        """Write a training run's best checkpoint as pretrained weights to ship in a plugin, with
+        its provenance (dataset, recipe, steps, run id, commit, test scores) in the header."""
+        from tzbench.pretrained import export_pretrained
+
+        path, sha, prov = export_pretrained(_store(db), run_id, out_file)
+        out.print(f"wrote {path} (sha256 {sha}); run {prov['run_id']}, {prov['benchmark']}, recipe {prov['recipe']}, "
+                  f"step {prov['steps']}, evals {prov['eval_run_ids']}")
+
     from tzbench.report.commands import add_report_commands
 
     add_report_commands(app)

@@ -15,7 +15,7 @@ from tzbench.catalog import Catalog
 from tzbench.specs import PretrainedWeights
 from tzbench.weights import WeightsError, sha256_file
 
-__all__ = ["pick_pretrained", "pretrained_path", "create_pretrained_sr_model"]
+__all__ = ["pick_pretrained", "pretrained_path", "create_pretrained_sr_model", "export_pretrained"]
 
 
 def pick_pretrained(catalog: Catalog, model: str, tag: str | bool | None = True) -> PretrainedWeights:
@@ -68,3 +68,42 @@ def create_pretrained_sr_model(catalog: Catalog, model: str, tag: str | bool | N
     net = catalog.create("sr-models", model, {**recorded, **params})
     load_sr_checkpoint(path, net, model)
     return net
+
+
+def export_pretrained(store: Any, run_id: int, out: str | Path) -> tuple[Path, str, dict[str, Any]]:
+    """Write training run ``run_id``'s best checkpoint as a file to ship, with its provenance.
+
+    The header gains ``provenance``: dataset, recipe, steps, run id, commit, versions and the
+    test scores of every finished eval of that checkpoint (``parent_id`` = the run). Returns
+    ``(weights path, sha256, provenance)``; the sha256 goes into the spec's ``PretrainedWeights``.
+    """
+    from safetensors.torch import load_file
+
+    from tzbench.runner.checkpoint import read_checkpoint_meta, save_checkpoint
+
+    run = store.get_run(run_id)
+    if run.kind != "train" or run.status != "finished" or not run.checkpoint:
+        raise WeightsError(f"run {run_id} is not a finished training run with a checkpoint "
+                           f"(kind {run.kind}, status {run.status})")
+    meta = read_checkpoint_meta(run.checkpoint)
+    evals = [r for r in store.list_runs(kind="eval", sr_model=run.sr_model, limit=100_000)
+             if r.parent_id == run_id and r.status == "finished"]
+    scores: dict[str, dict[str, float]] = {}
+    for ev in evals:
+        for res in store.results(ev.id):
+            key = res.metric if res.recognizer == "-" else f"{res.metric}/{res.recognizer}"
+            scores.setdefault(key, {})[res.subset] = round(float(res.value), 6)
+    config = run.config or {}
+    provenance = {
+        "run_id": run_id, "eval_run_ids": [e.id for e in evals], "benchmark": run.benchmark,
+        "benchmark_version": run.benchmark_version, "dataset_params": (config.get("data") or {}).get("params", {}),
+        "recipe": config.get("recipe"), "steps": meta.get("step"), "selected_by": meta.get("selection"),
+        "git_commit": run.git_commit, "tzbench_version": run.tzbench_version, "torch_version": run.torch_version,
+        "test_scores": scores,
+    }
+    target = Path(out).with_suffix("")
+    if target.with_suffix(".safetensors").exists() or target.with_suffix(".json").exists():
+        raise WeightsError(f"{target}.safetensors or .json exists already; choose another --out (nothing written)")
+    path = save_checkpoint(target, load_file(run.checkpoint),
+                           {**meta, "kind": "model", "provenance": provenance})
+    return path, sha256_file(path), provenance

@@ -89,3 +89,28 @@ def test_cli_pretrained_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_pa
         assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "srcnn has no pretrained weights" in err and "exclude each other" in err
+
+
+def test_weights_ship_writes_provenance_and_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tzbench.cli import main
+    from tzbench.db.store import Store
+    from tzbench.runner.checkpoint import load_sr_checkpoint, read_checkpoint_meta
+
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    main(["train", "srcnn", "--steps", "2", "--db", db, "--no-progress", "--set", "judges=[ppocr]",
+          "--set", "data.params.n_train=40", "--set", "data.params.n_test=8", "--set", "data.batch_size=8",
+          "--set", "val_every=2", "--set", "val_max_samples=8", "--set", f"out_dir={tmp_path / 'runs'}"])
+    (train_run,) = Store(db).list_runs(kind="train")
+    out = tmp_path / "ship" / "srcnn-synth.safetensors"
+    main(["weights", "ship", str(train_run.id), "--out", str(out), "--db", db])
+    prov = read_checkpoint_meta(out)["provenance"]
+    assert prov["run_id"] == train_run.id and prov["steps"] == 2 and prov["benchmark"] == "synth"
+    assert set(prov["test_scores"]["accuracy/ppocr"]) >= {"easy", "medium", "hard"}
+    assert "psnr" in prov["test_scores"] and len(prov["eval_run_ids"]) == 1
+    load_sr_checkpoint(out, tzbench.create_sr_model("srcnn"), "srcnn")  # loads strictly
+    before = out.read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["weights", "ship", str(train_run.id), "--out", str(out), "--db", db])
+    assert exc.value.code == 2 and "exists already" in capsys.readouterr().err
+    assert out.read_bytes() == before
