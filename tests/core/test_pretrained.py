@@ -114,3 +114,21 @@ def test_weights_ship_writes_provenance_and_never_overwrites(tmp_path: Path, cap
         main(["weights", "ship", str(train_run.id), "--out", str(out), "--db", db])
     assert exc.value.code == 2 and "exists already" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_eval_builds_the_model_with_the_checkpoints_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint of a non-default VDSR evaluates without repeating its params (it used to
+    fail the strict load, and a behaviour param like TSRN's stn_at_test was silently dropped)."""
+    from tzbench.cli import main
+    from tzbench.db.store import Store
+
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    small = ["--set", "data.params.n_train=40", "--set", "data.params.n_test=8", "--set", "data.batch_size=8",
+             "--set", "val_every=2", "--set", "val_max_samples=8", "--set", "judges=[ppocr]"]
+    main(["train", "vdsr", "--steps", "2", "--db", db, "--no-progress", "--set", "eval_after=false",
+          "--set", "model.params.num_layers=2", "--set", f"out_dir={tmp_path / 'runs'}", *small])
+    (run,) = Store(db).list_runs(kind="train")
+    main(["eval", "vdsr", "--checkpoint", run.checkpoint, "--db", db, "--no-progress", "--max-samples", "4",
+          "--set", "judges=[ppocr]", "--set", "data.params.n_test=8"])
+    (ev,) = Store(db).list_runs(kind="eval")
+    assert ev.status == "finished" and ev.config["model_params_used"]["num_layers"] == 2

@@ -15,7 +15,7 @@ from tzbench.config import EvalConfig
 from tzbench.db.models import NO_RECOGNIZER
 from tzbench.db.store import ResultRow, Store
 from tzbench.metrics import MetricAccumulator, MetricSummary
-from tzbench.runner.checkpoint import load_sr_checkpoint
+from tzbench.runner.checkpoint import load_sr_checkpoint, read_checkpoint_meta
 from tzbench.runner.context import (
     Judge,
     RunError,
@@ -160,7 +160,10 @@ def evaluate(
     """Evaluate ``cfg.model`` (from its checkpoint) on the test subsets and record the run."""
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
-    info = build_sr_model(catalog, cfg.model.name, cfg.model.params)
+    # A tzbench checkpoint brings the params it was trained with (shape params and choices like
+    # TSRN's stn_at_test alike); the config's own params override them.
+    recorded = (read_checkpoint_meta(cfg.checkpoint).get("params") or {}) if cfg.checkpoint else {}
+    info = build_sr_model(catalog, cfg.model.name, {**recorded, **cfg.model.params})
     ckpt_meta: dict[str, Any] = {}
     if cfg.checkpoint:
         ckpt_meta = load_sr_checkpoint(cfg.checkpoint, info.module, cfg.model.name)
@@ -178,7 +181,8 @@ def evaluate(
         provider=info.provider,
         benchmark=cfg.data.dataset,
         protocol=cfg.protocol,
-        config={**cfg.model_dump(mode="json"), "judge_modes": {j.name: j.mode for j in judges},
+        config={**cfg.model_dump(mode="json"), "model_params_used": info.params,
+                "judge_modes": {j.name: j.mode for j in judges},
                 "judge_weights_sha256": {j.name: j.weights_sha256 for j in judges}},
         checkpoint=cfg.checkpoint,
         checkpoint_sha256=ckpt_meta.get("weights_sha256"),
