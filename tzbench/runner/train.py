@@ -238,14 +238,9 @@ def _validate(net: torch.nn.Module, sel: Selection, device: torch.device, batch_
     return out
 
 
-def _score(sel: Selection, v: dict[str, dict[str, float]]) -> float:
+def _mean(v: dict[str, dict[str, float]], metric: str) -> float:
     # Legacy: TextZoom compares the sum of the subsets' accuracies (the mean ranks the same).
-    vals = [s[sel.metric] for s in v.values()]
-    return sum(vals) / len(vals)
-
-
-def _mean_psnr(v: dict[str, dict[str, float]]) -> float:
-    vals = [s["psnr"] for s in v.values()]
+    vals = [s[metric] for s in v.values()]
     return sum(vals) / len(vals)
 
 
@@ -521,7 +516,6 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
     if ema is not None and resume is not None:
         ema.load_state_tensors(state)
     scheduler = make_scheduler(opt, cfg.optim, cfg.steps)
-    scored = ema.module if ema is not None else net  # what validation, selection and eval see
 
     runtime = {"amp": amp, "compile": compile, "world_size": ctx.world_size,
                "global_batch_size": cfg.data.batch_size * ctx.world_size, "backend": ctx.backend}
@@ -580,6 +574,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     if compile:
         model = torch.compile(model)  # type: ignore[assignment]
+    # What validation, selection and the final eval see; taken after the SyncBatchNorm swap.
+    scored = ema.module if ema is not None else net
 
     def meta_for(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -652,7 +648,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
                 if step % cfg.val_every == 0 or step == cfg.steps:
                     v = _validate(scored, sel, device, cfg.data.eval_batch_size, ctx)
-                    score, psnr = _score(sel, v), _mean_psnr(v)
+                    score, psnr = _mean(v, sel.metric), _mean(v, "psnr")
                     improved = _improves(score, psnr, best_score, best_psnr)
                     if improved:
                         best_score, best_psnr, best_step = score, psnr, step
