@@ -41,6 +41,18 @@ def test_table4_plan_uses_registry_losses(catalog) -> None:  # noqa: ANN001
     assert jobs["tsrn"].eval.tags == {"experiment": "table4", "budget": "smoke", "label": "tsrn"}
 
 
+def test_cpu_budget_follows_the_cpu_recipe(catalog) -> None:  # noqa: ANN001
+    jobs = {j.label: j for j in plan("table4", "wild", "cpu", catalog)}
+    tsrn = jobs["tsrn"].train
+    assert tsrn.recipe == "cpu" and tsrn.steps == 6000 and tsrn.data.batch_size == 16
+    assert (tsrn.optim.schedule, tsrn.optim.warmup_steps, tsrn.optim.ema_decay) == ("cosine", 200, 0.999)
+    assert (tsrn.optim.betas, tsrn.optim.loss_scale) == ((0.9, 0.999), 1.0)
+    assert tsrn.model.params == {"stn_at_test": True} == jobs["tsrn"].eval.model.params
+    assert jobs["lapsrn"].train.model.params == {"convt_init": "per_channel"}
+    assert jobs["edsr"].train.steps == 300 and jobs["srcnn"].train.steps == 20000
+    assert tsrn.loss.name == "tsrn_loss" and tsrn.checkpoint_every == tsrn.val_every == 500
+
+
 def test_table3_and_errors(catalog) -> None:  # noqa: ANN001
     assert [j.model for j in plan("table3", "synth", "smoke", catalog)] == ["srresnet", "tsrn_srb",
                                                                          "tsrn_srb_align", "tsrn"]

@@ -112,17 +112,19 @@ def _loss_for(model: str, registry: Registry, catalog: Catalog, notes: list[str]
 
 
 def _data(benchmark: str, budget: Budget, extra: dict[str, Any] | None = None,
-          batch_size: int | None = None) -> DataConfig:
+          recipe_batch: int | None = None) -> DataConfig:
+    """The budget's batch size wins over the recipe's (``small`` trains the paper recipe at 8)."""
     params = {**budget.data.get(benchmark, {}), **(extra or {})}
-    return DataConfig(dataset=benchmark, params=params, batch_size=batch_size or budget.batch_size or 32)
+    return DataConfig(dataset=benchmark, params=params, batch_size=budget.batch_size or recipe_batch or 32)
 
 
 def _train_config(m: str, budget: Budget, budget_name: str, registry: Registry, catalog: Catalog,
-                  data: DataConfig, notes: list[str], **fields: Any) -> TrainConfig:
+                  dataset: str, data_extra: dict[str, Any], notes: list[str], **fields: Any) -> TrainConfig:
     """Model ``m``'s training under ``budget``: its recipe, with the budget's own fields on top."""
     base = recipe_to_config(registry.recipe(m, budget.recipe), f"registry.yaml recipes.{budget.recipe}")
     base.pop("loss", None)  # _loss_for picks it, with the note when a term cannot be computed
     model_params = base.pop("model", {}).get("params", {})
+    data = _data(dataset, budget, data_extra, (base.pop("data", None) or {}).get("batch_size"))
     for key in ("val_every", "val_max_samples"):
         if getattr(budget, key) is not None:
             base[key] = getattr(budget, key)
@@ -134,9 +136,8 @@ def _train_config(m: str, budget: Budget, budget_name: str, registry: Registry, 
     elif budget.steps is not None or budget.epochs is not None:
         base["steps"] = budget.steps or 0  # 0: epochs, converted by run_plan
     base["checkpoint_every"] = max(int(base["val_every"]), 1)
-    base.pop("data", None)
-    return TrainConfig(model=ComponentRef(name=m, params=model_params), loss=_loss_for(m, registry, catalog, notes), data=data,
-                       **base, **fields)
+    return TrainConfig(model=ComponentRef(name=m, params=model_params), loss=_loss_for(m, registry, catalog, notes),
+                       data=data, recipe=budget.recipe, **base, **fields)
 
 
 def plan(
@@ -191,12 +192,11 @@ def plan(
             eval_data = _data(dataset, budget)
             train_cfg = None
             if spec.trainable:
-                batch = budget.batch_size or registry.recipe(m, budget.recipe).get("batch_size")
-                train_cfg = _train_config(m, budget, budget_name, registry, catalog,
-                                          _data(dataset, budget, train_extra, batch), notes,
-                                          judges=judges, eval_after=False, seed=seed, out_dir="runs", tags=tags,
-                                          recipe=budget.recipe)
-            eval_cfg = EvalConfig(model=ComponentRef(name=m, params=train_cfg.model.params if train_cfg else {}), data=eval_data, judges=judges, seed=seed, tags=tags,
+                train_cfg = _train_config(m, budget, budget_name, registry, catalog, dataset, train_extra, notes,
+                                          judges=judges, eval_after=False, seed=seed, out_dir="runs", tags=tags)
+            # the eval builds the model as it was trained (e.g. TSRN's stn_at_test in the cpu recipe)
+            eval_model = ComponentRef(name=m, params=train_cfg.model.params if train_cfg else {})
+            eval_cfg = EvalConfig(model=eval_model, data=eval_data, judges=judges, seed=seed, tags=tags,
                                   max_samples=budget.eval_max_samples)
             jobs.append(Job(label, m, train_cfg, eval_cfg, notes))
     return jobs
