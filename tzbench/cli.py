@@ -80,8 +80,9 @@ def _store(db: str | None) -> Store:
     return store
 
 
-def _recipe_base(model: str, recipe: str) -> dict[str, Any]:
-    """The raw config of ``model`` under registry.yaml's ``recipe`` (its loss included)."""
+def _recipe_base(model: str, recipe: str) -> tuple[dict[str, Any], int | None]:
+    """The raw config of ``model`` under registry.yaml's ``recipe`` (its loss included), and the
+    recipe's epochs when it counts in epochs (``paper``): steps follow from the train split."""
     from tzbench.config import recipe_to_config
     from tzbench.registry import load_registry
 
@@ -91,19 +92,7 @@ def _recipe_base(model: str, recipe: str) -> dict[str, Any]:
     entry = registry.recipe(model, recipe)
     base = recipe_to_config(entry, f"registry.yaml recipes.{recipe}")
     base["recipe"] = recipe
-    if "epochs" in entry:
-        base.setdefault("tags", {})["recipe_epochs"] = str(entry["epochs"])
-    return base
-
-
-def _recipe_epochs(cfg: TrainConfig, catalog: Catalog, explicit_steps: bool) -> TrainConfig:
-    """A recipe counted in epochs (``paper``) gets its steps from the train split's size."""
-    epochs = cfg.tags.get("recipe_epochs")
-    if epochs is None or explicit_steps:
-        return cfg
-    from tzbench.report.reproduce import steps_for_epochs
-
-    return cfg.model_copy(update={"steps": steps_for_epochs(cfg, int(epochs), catalog)})
+    return base, entry.get("epochs")
 
 
 def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: OutFormat, title: str = "") -> None:
@@ -206,6 +195,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         if protocol:
             sets.insert(0, f"protocol={protocol}")
         store: Store | None = None
+        recipe_epochs: int | None = None
+        if resume is not None and recipe is not None:
+            raise ConfigError("--resume continues a run with its own recipe; drop --recipe")
         if resume is not None:
             # The resumed run continues with its own config; --set changes what may change.
             store = _store(db) if main_rank else Store(db)
@@ -215,7 +207,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         else:
             base = {"model": {"name": model}}
             if recipe is not None:
-                from_recipe = _recipe_base(model, recipe)
+                from_recipe, recipe_epochs = _recipe_base(model, recipe)
                 base["model"].update(from_recipe.pop("model", {}))
                 base.update(from_recipe)
         cfg = load_config(TrainConfig, base, config, sets)
@@ -223,7 +215,10 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")
         catalog = _catalog(ctx)
         catalog.validate_params("sr-models", model, cfg.model.params)
-        cfg = _recipe_epochs(cfg, catalog, explicit_steps=steps is not None or any(s.startswith("steps=") for s in sets))
+        if recipe_epochs and not any(s.startswith("steps=") for s in sets):
+            from tzbench.report.reproduce import steps_for_epochs
+
+            cfg = cfg.model_copy(update={"steps": steps_for_epochs(cfg, int(recipe_epochs), catalog)})
         if print_config:
             out.print_json(cfg.model_dump_json())
             return
