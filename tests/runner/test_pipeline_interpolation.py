@@ -91,6 +91,16 @@ class _Plugin:
                             params=SynthParams, summary="test: HR = bicubic x2 of LR", paper="-")]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: these small models gain nothing from two, and two spinning OpenMP
+    threads on a busy 2-core machine are several times slower; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _trainable(catalog) -> list[str]:  # noqa: ANN001
     return sorted(n for n in catalog.names("sr-models") if catalog.spec("sr-models", n).trainable)
 
@@ -101,7 +111,6 @@ def test_every_trainable_model_has_a_case() -> None:
 
 @pytest.mark.parametrize("model", sorted(CASES))
 def test_short_run_reaches_the_interpolation_target(model: str, tmp_path) -> None:  # noqa: ANN001
-    torch.set_num_threads(1)  # two spinning threads on a busy 2-core machine only slow it
     catalog = get_catalog(extra_plugins=[_Plugin()])
     store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
     params, steps, bound = CASES[model]
