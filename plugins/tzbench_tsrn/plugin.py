@@ -11,7 +11,7 @@ The channel count follows ``mask`` (4 = RGB + binary mask by default, as in the 
 from __future__ import annotations
 
 from tzbench.hookspecs import hookimpl
-from tzbench.specs import SRModelSpec
+from tzbench.specs import PretrainedWeights, SRModelSpec
 
 from tzbench_tsrn.params import TSRNParams, TSRNSRBAlignParams, TSRNSRBParams
 
@@ -32,6 +32,15 @@ TSRN_SPECS: tuple[SRModelSpec, ...] = (
         paper=_PAPER,
         default_loss="tsrn_loss",
         in_channels=None,
+        pretrained=(
+            PretrainedWeights(
+                tag="wild-cpu",
+                resource="tzbench_tsrn:weights/tsrn-wild-cpu.safetensors",
+                sha256="d8e0dfd5df3fde50fdc306b3bba0cfc618569949d47d69c5e1c28dcace6fa976",
+                summary=("cpu recipe on wild (6,000 steps x 16, stn_at_test), run 1; wild test: PSNR 23.83 "
+                         "(bicubic 22.57), ppocr 59.5% (62.7%), ppocrv2 43.9% (31.9%)"),
+            ),
+        ),
     ),
     SRModelSpec(
         name="tsrn_srb_align",
