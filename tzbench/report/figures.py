@@ -126,8 +126,8 @@ def image_grid(
                 text = str_filt(pred[r], "lower")
                 ty = y + cell_h + 1 + 14 * k
                 tx = x
-                draw.text((tx, ty), f"{judge[:5]}:", fill="gray", font=font)
-                tx += int(draw.textlength(f"{judge[:5]}:", font=font)) + 2
+                draw.text((tx, ty), f"{judge}:", fill="gray", font=font)
+                tx += int(draw.textlength(f"{judge}:", font=font)) + 2
                 for ch, bad in zip(text, char_errors(pred[r], labels[r])):
                     draw.text((tx, ty), ch, fill=(200, 0, 0) if bad else (0, 140, 0), font=font)
                     tx += int(draw.textlength(ch, font=font))
