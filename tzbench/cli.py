@@ -86,10 +86,10 @@ def _recipe_base(model: str, recipe: str) -> tuple[dict[str, Any], int | None]:
     from tzbench.config import recipe_to_config
     from tzbench.registry import load_registry
 
-    registry = load_registry()
-    if recipe not in registry.recipes:
-        raise ConfigError(f"--recipe {recipe}: unknown recipe; registry.yaml has {', '.join(registry.recipes)}")
-    entry = registry.recipe(model, recipe)
+    try:
+        entry = load_registry().recipe(model, recipe)
+    except KeyError as exc:  # Registry.recipe names the recipes it has
+        raise ConfigError(f"--recipe {recipe}: {exc.args[0]}") from None
     base = recipe_to_config(entry, f"registry.yaml recipes.{recipe}")
     base["recipe"] = recipe
     return base, entry.get("epochs")
