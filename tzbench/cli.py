@@ -45,6 +45,11 @@ class AmpOpt(str, Enum):
     off = "off"
 
 
+class Board(str, Enum):
+    judges = "judges"
+    subsets = "subsets"
+
+
 class Subset(str, Enum):
     easy = "easy"
     medium = "medium"
@@ -115,6 +120,28 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: OutFormat, title:
         for r in rows:
             table.add_row(*(_fmt(r.get(c)) for c in columns))
         out.print(table)
+
+
+def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Leaderboard rows as table dicts and their columns.
+
+    ``judges``: one column per judge that read any ranked run, the ranking judge first, then
+    registry.yaml's default judges, then the rest by name.
+    """
+    base = [{"rank": i + 1, "model": r.sr_model, "run": r.run_id, "psnr": r.values.get("psnr"),
+             "ssim": r.values.get("ssim"), "n": r.n_samples} for i, r in enumerate(rows)]
+    if view is Board.subsets:
+        for row, r in zip(base, rows):
+            row.update(r.values)
+        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n"]
+    from tzbench.registry import load_registry
+
+    seen = {j for r in rows for j, by_subset in r.judges.items() if subset in by_subset}
+    order = [recognizer, *load_registry().default_judges, *sorted(seen)]
+    judges = [j for i, j in enumerate(order) if j in seen and j not in order[:i]]
+    for row, r in zip(base, rows):
+        row.update({j: r.judges.get(j, {}).get(subset) for j in judges})
+    return base, ["rank", "model", "run", *judges, "psnr", "ssim", "n"]
 
 
 def _fmt(v: Any) -> str:
@@ -324,10 +351,13 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     @app.command()
     def leaderboard(
         subset: Annotated[Subset, typer.Option(help="subset ranked by")] = Subset.all,
-        recognizer: Annotated[str, typer.Option(help="judge whose accuracy is shown")] = "ppocr",
+        recognizer: Annotated[str, typer.Option(help="judge whose accuracy ranks the models")] = "ppocr",
         metric: Annotated[Metric, typer.Option(help="ranking metric")] = Metric.accuracy,
         benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
         protocol: Annotated[str, typer.Option(help="clean or legacy (never mixed)")] = "clean",
+        view: Annotated[Board, typer.Option(
+            help="judges: one accuracy column per judge on --subset; subsets: --recognizer's accuracy per subset")
+        ] = Board.judges,
         include_incomparable: Annotated[bool, typer.Option("--include-incomparable")] = False,
         format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
         db: DbOpt = None,
@@ -335,15 +365,14 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         """Best comparable eval run per model; every column comes from that same run."""
         store = _store(db)
         rows = store.leaderboard(benchmark, subset.value, recognizer, metric.value, protocol, include_incomparable)
-        cols = ["rank", "model", "run", f"acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n"]
-        table = [
-            {"rank": i + 1, "model": r.sr_model, "run": r.run_id, **r.values, "n": r.n_samples}
-            for i, r in enumerate(rows)
-        ]
+        table, cols = _board_table(rows, view, subset.value, recognizer)
         if not table and format is OutFormat.table:
             console.print(f"no finished comparable eval runs for benchmark {benchmark!r} ({protocol} protocol) in {store.url}")
+        for row in table:  # exports name what was read, not only the table title
+            row.update(benchmark=benchmark, protocol=protocol, subset=subset.value)
         _emit(table, cols, format,
-              title=f"{benchmark} · {protocol} · ranked by {metric.value} on {subset.value} ({recognizer})")
+              title=f"{benchmark} · {protocol} · accuracy on {subset.value} · ranked by {metric.value}"
+                    f"{'' if metric is not Metric.accuracy else f' ({recognizer})'}")
 
     # ---------------------------------------------------------------- list / plugins
     @app.command("list")
@@ -513,13 +542,14 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     def weights_ship(
         run_id: Annotated[int, typer.Argument(help="a finished training run")],
         out_file: Annotated[Path, typer.Option("--out", help="the .safetensors file to write (next to a .json)")],
+        half: Annotated[bool, typer.Option("--half", help="store floats as float16 (half the size)")] = False,
         db: DbOpt = None,
     ) -> None:
-        """Write a training run's best checkpoint as pretrained weights to ship in a plugin, with
-        its provenance (dataset, recipe, steps, run id, commit, test scores) in the header."""
+        """Write a training run's best checkpoint (``train`` or ``train-recognizer``) as weights to
+        ship in a plugin, with its provenance (dataset, recipe, steps, run id, commit, test scores)."""
         from tzbench.pretrained import export_pretrained
 
-        path, sha, prov = export_pretrained(_store(db), run_id, out_file)
+        path, sha, prov = export_pretrained(_store(db), run_id, out_file, half=half)
         out.print(f"wrote {path} (sha256 {sha}); run {prov['run_id']}, {prov['benchmark']}, recipe {prov['recipe']}, "
                   f"step {prov['steps']}, evals {prov['eval_run_ids']}")
 

@@ -113,3 +113,31 @@ def test_eight_concurrent_writers_lose_nothing(db_url: str) -> None:
     s = Store(db_url)
     assert s.count(Run) == 80 and s.count(Result) == 240
     assert all(r.status == "finished" for r in s.list_runs(limit=100))
+
+
+def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tzbench.cli import main
+
+    s = Store(db_url)
+    rid = _eval_run(s, "tsrn", {"hard": 0.40, "all": 0.60}, 23.0)
+    s.add_results(rid, [ResultRow("hard", "ppocrv2", "accuracy", 0.28, n_samples=100),
+                        ResultRow("hard", "crnn_tz", "accuracy", 0.22, n_samples=100)])
+    other = _eval_run(s, "bicubic", {"hard": 0.43, "all": 0.63}, 22.0)
+    s.add_results(other, [ResultRow("hard", "ppocrv2", "accuracy", 0.10, n_samples=100)])
+    (tsrn,) = [r for r in s.leaderboard("synth", "hard") if r.sr_model == "tsrn"]
+    assert tsrn.judges == {"ppocr": {"hard": 0.40, "all": 0.60}, "ppocrv2": {"hard": 0.28}, "crnn_tz": {"hard": 0.22}}
+
+    main(["leaderboard", "--db", db_url, "--subset", "hard", "--format", "json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["bicubic", "tsrn"]
+    want = {"ppocr": 0.40, "ppocrv2": 0.28, "crnn_tz": 0.22, "subset": "hard", "benchmark": "synth", "protocol": "clean"}
+    assert {k: rows[1][k] for k in want} == want
+    assert rows[0]["crnn_tz"] is None  # not read by that judge: empty, never another run's value
+    main(["leaderboard", "--db", db_url, "--subset", "hard", "--format", "csv"])
+    assert capsys.readouterr().out.splitlines()[0] == "rank,model,run,ppocr,ppocrv2,crnn_tz,psnr,ssim,n"
+    main(["leaderboard", "--db", db_url, "--view", "subsets", "--recognizer", "ppocrv2", "--subset", "hard",
+          "--format", "csv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("rank,model,run,acc_easy") and lines[1].startswith("1,tsrn,")  # ranked by ppocrv2

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,10 +62,13 @@ class LeaderboardRow:
     sr_model: str
     run_id: int
     score: float
+    #: ``acc_<subset>`` of the ranking judge, and ``psnr`` / ``ssim`` over all pairs.
     values: dict[str, float]
     n_samples: int
     provider: str
     finished_at: datetime | None
+    #: Accuracy of every judge that read this run: ``{judge: {subset: value}}``.
+    judges: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _check_sqlite_path(url: str) -> None:
@@ -301,15 +304,19 @@ class Store:
             for run_id, model, score in s.execute(best):
                 run = s.get(Run, run_id)
                 values: dict[str, float] = {}
+                judges: dict[str, dict[str, float]] = {}
                 n = 0
                 for r in s.scalars(select(Result).where(Result.run_id == run_id, Result.step == FINAL_STEP)):
+                    if r.metric == "accuracy":
+                        judges.setdefault(r.recognizer, {})[r.subset] = r.value
                     if r.metric == "accuracy" and r.recognizer == recognizer:
                         values[f"acc_{r.subset}"] = r.value
                         if r.subset == "all":
                             n = r.n_samples
                     elif r.metric in ("psnr", "ssim") and r.subset == "all":
                         values[r.metric] = r.value
-                rows.append(LeaderboardRow(model, run_id, float(score), values, n, run.provider, run.finished_at))
+                rows.append(LeaderboardRow(model, run_id, float(score), values, n, run.provider, run.finished_at,
+                                           judges))
         return rows
 
 
