@@ -125,7 +125,16 @@ class RecognizerSpec(ComponentSpec):
 
 
 class LossSpec(ComponentSpec):
-    """A training loss: nn.Module ``(sr, hr) -> scalar`` exposing named parts."""
+    """A training loss: nn.Module ``(sr, hr) -> scalar`` exposing named parts.
+
+    A loss that reads a weights file the user must supply (a perceptual network) names it in
+    ``weights_file`` (under ``$TZBENCH_HOME/weights/``) and the params that make it work
+    without the file in ``params_without_weights``: ``tzbench reproduce`` then trains with those
+    and says so in the run's notes instead of failing or silently training another loss.
+    """
+
+    weights_file: str | None = Field(default=None, description="file name under $TZBENCH_HOME/weights/")
+    params_without_weights: dict[str, Any] = Field(default_factory=dict)
 
 
 class DatasetSpec(ComponentSpec):

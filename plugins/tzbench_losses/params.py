@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "VGG19_FILE",
     "VGG_LAYERS",
     "L1Params",
     "L2Params",
@@ -20,6 +21,9 @@ __all__ = [
     "PerceptualParams",
     "SRResNetLossParams",
 ]
+
+#: The VGG19 ImageNet state dict the perceptual losses read, under ``$TZBENCH_HOME/weights/``.
+VGG19_FILE = "vgg19.pth"
 
 #: Activation names of VGG19's ``features`` stack a perceptual loss can compare.
 VGG_LAYERS = Literal[

@@ -13,6 +13,7 @@ from tzbench_losses.params import (
     SRResNetLossParams,
     TSRNLossParams,
     TVParams,
+    VGG19_FILE,
 )
 
 __all__ = ["register_losses"]
@@ -41,8 +42,9 @@ def register_losses() -> list[LossSpec]:
                  summary="TSRN: MSE over all channels + 1e-4 x gradient prior on RGB", paper=_TEXTZOOM),
         LossSpec(name="perceptual", target="tzbench_losses.perceptual:PerceptualLoss",
                  params=PerceptualParams, summary="VGG19 feature distance (needs user-provided VGG19 weights)",
-                 paper="Johnson et al., ECCV 2016; Ledig et al., CVPR 2017"),
+                 paper="Johnson et al., ECCV 2016; Ledig et al., CVPR 2017", weights_file=VGG19_FILE),
         LossSpec(name="srresnet_loss", target="tzbench_losses.srresnet_loss:SRResNetLoss",
                  params=SRResNetLossParams, summary="SRResNet: L2 + TV + perceptual (VGG19 weights unless "
-                 "perceptual_weight=0)", paper="Ledig et al., CVPR 2017; " + _TEXTZOOM),
+                 "perceptual_weight=0)", paper="Ledig et al., CVPR 2017; " + _TEXTZOOM,
+                 weights_file=VGG19_FILE, params_without_weights={"perceptual_weight": 0.0}),
     ]

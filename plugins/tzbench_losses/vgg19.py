@@ -20,6 +20,7 @@ from torch import nn
 
 from tzbench.home import tzbench_home
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench_losses.params import VGG19_FILE
 
 __all__ = [
     "VGG19_CFG",
@@ -92,7 +93,7 @@ class VGG19Features(nn.Module):
 
 def default_vgg_weights_path() -> Path:
     """``$TZBENCH_HOME/weights/vgg19.pth``."""
-    return tzbench_home() / "weights" / "vgg19.pth"  # the shared home folder of tzbench.home
+    return tzbench_home() / "weights" / VGG19_FILE  # the shared home folder of tzbench.home
 
 
 def resolve_vgg_weights(path: str | os.PathLike[str] | None = None) -> Path:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tzbench.catalog import Catalog
 from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, TrainConfig, recipe_to_config
 from tzbench.db.store import DIED_MESSAGE, Store
-from tzbench.home import find_weights
+from tzbench.home import find_weights, tzbench_home
 from tzbench.registry import Registry, load_registry
 
 __all__ = ["Budget", "BUDGETS", "Job", "plan", "available_judges", "run_plan", "steps_for_epochs",
@@ -100,14 +100,15 @@ def _loss_for(model: str, registry: Registry, catalog: Catalog, notes: list[str]
     if name is None:
         return None
     params: dict[str, Any] = dict(recipe.get("loss_params", {}))
-    if name == "srresnet_loss":
-        from tzbench_losses.vgg19 import default_vgg_weights_path  # only needed for this one loss
-
-        if not default_vgg_weights_path().is_file():
-            # Without VGG weights the perceptual term cannot be computed; say so instead of
-            # silently training a different loss.
-            params["perceptual_weight"] = 0.0
-            notes.append(f"srresnet trained without the perceptual term: no VGG19 weights at {default_vgg_weights_path()}")
+    spec = catalog.spec("losses", name)
+    if spec.weights_file and spec.params_without_weights:
+        where = tzbench_home() / "weights" / spec.weights_file
+        if not where.is_file():
+            # Without its weights the loss cannot be computed; train it with the params its
+            # plugin names for that case and say so, instead of failing or training silently.
+            params.update(spec.params_without_weights)
+            shown = ", ".join(f"{k}={v}" for k, v in spec.params_without_weights.items())
+            notes.append(f"{model} trained with {name} {shown}: no {spec.weights_file} at {where}")
     return ComponentRef(name=name, params=params)
 
 
