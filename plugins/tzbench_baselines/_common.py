@@ -1,8 +1,8 @@
 """Small pieces shared by the baseline models: input checks, the optional TPS-STN and the
 weight initialisers some official models apply after construction.
 
-The STN classes live in the TSRN plugin (``tzbench_tsrn.alignment``); they are imported only
-when a model is built with ``stn=True``, so the plain baselines never depend on it.
+The STN classes are a core layer (``tzbench.layers.tps``, shared with TSRN and ASTER); they
+are imported only when a model is built with ``stn=True``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def check_input(x: torch.Tensor, channels: int, model: str) -> None:
 
 def build_stn(in_planes: int, output_size: tuple[int, int]) -> tuple[nn.Module, nn.Module]:
     """Return ``(tps, stn_head)`` configured as in TextZoom (20 points, margins 0.05)."""
-    from tzbench_tsrn.alignment import STNHead, TPSSpatialTransformer
+    from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 
     tps = TPSSpatialTransformer(
         output_image_size=output_size, num_control_points=20, margins=(0.05, 0.05)
@@ -57,7 +57,7 @@ def rectify(x: torch.Tensor, tps: nn.Module, stn_head: nn.Module) -> torch.Tenso
     then reach zero height and crash; TSRN's resize is the working variant of the same idea.
     The output has the TPS output size (the HR size for SRCNN/VDSR, the LR size otherwise).
     """
-    from tzbench_tsrn.alignment import STN_INPUT_SIZE
+    from tzbench.layers.tps import STN_INPUT_SIZE
 
     x = F.interpolate(x, STN_INPUT_SIZE, mode="bilinear", align_corners=True)
     _, ctrl = stn_head(x)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
-from tzbench_tsrn.alignment import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
+from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
 from tzbench_tsrn.gru import bigru_2d
 from tzbench_tsrn.mish import fast_mish
 

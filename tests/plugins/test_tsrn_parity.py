@@ -25,7 +25,7 @@ from tzbench.reference import (
 )
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
-from tzbench_tsrn.alignment import STNHead, TPSSpatialTransformer
+from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 from tzbench_tsrn.params import TSRNParams, TSRNSRBAlignParams, TSRNSRBParams
 from tzbench_tsrn.plugin import TSRN_SPECS, register_sr_models
 from tzbench_tsrn.tsrn import TSRN, load_official_tsrn

@@ -17,7 +17,7 @@ from torch import nn
 
 # TSRN took its rectifier from ASTER: one implementation serves both (other sizes here: a
 # 32x64 head input and a 32x100 sampler output), proven against ASTER's own constructor buffers.
-from tzbench_tsrn.alignment import STNHead, TPSSpatialTransformer
+from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 
 from tzbench_recognizers.aster.params import EOS, NUM_CLASSES
 

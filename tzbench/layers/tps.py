@@ -1,4 +1,5 @@
-"""Alignment module of TSRN: an STN head predicting control points and a TPS sampler.
+"""Alignment module of TSRN (shared by ASTER and the baselines): an STN head predicting control
+points and a TPS sampler.
 
 The pair rectifies a text image with a thin-plate-spline (TPS) warp, as in ASTER and in
 TextZoom's TSRN (also used by the baselines' ``STN=True`` variants):
