@@ -467,20 +467,22 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         batch_size: Annotated[int, typer.Option(min=1)] = 64,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
         format: Annotated[OutFormat, typer.Option("--format", help="how to list the outputs")] = OutFormat.table,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="replace existing outputs (never an input)")] = False,
     ) -> None:
         """Super-resolve your own text crops: each is resized to the model's 64x16 input (bicubic),
         super-resolved, and written as a PNG to --out."""
         from tzbench.runner.context import build_judges, pick_device
-        from tzbench.runner.infer import expand_inputs, load_model, read_crops, save_outputs, super_resolve
+        from tzbench.runner.infer import expand_inputs, load_model, plan_outputs, read_crops, save_outputs, super_resolve
 
         catalog = _catalog(ctx)
+        paths = expand_inputs(list(inputs))
+        plan_outputs(paths, out_dir, side_by_side, overwrite)  # refuse before any model work
         dev = pick_device(device)
         loaded = load_model(catalog, model, _pretrained_checkpoint(catalog, model, pretrained, checkpoint))
         rec = build_judges(catalog, [judge], dev)[0].recognizer if judge else None
-        paths = expand_inputs(list(inputs))
         lr = read_crops(paths, loaded.info.in_channels)
         sr = super_resolve(loaded.module, lr, dev, batch_size)
-        records = save_outputs(paths, lr, sr, out_dir, judge=rec, sheets=side_by_side)
+        records = save_outputs(paths, lr, sr, out_dir, judge=rec, sheets=side_by_side, overwrite=overwrite)
         cols = ["input", "output"] + (["lr_text", "sr_text"] if judge else []) + (["sheet"] if side_by_side else [])
         shown = [{**r, **{k: Path(r[k]).name for k in ("input", "output", "sheet") if k in r}} for r in records]
         _emit(shown, cols, format, title=f"{model} -> {out_dir}")

@@ -127,3 +127,39 @@ def test_export_onnx_tsrn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     model.load_state_dict(load_file(ckpt))
     channels = 4 if getattr(model, "in_channels", 4) == 4 else 3
     assert _check_onnx(tmp_path / "tsrn.onnx", channels, model) <= 1e-4
+
+
+def test_sr_never_overwrites_inputs_or_earlier_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _crops(tmp_path / "in")
+    before = {p: p.read_bytes() for p in paths}
+    code, _, err = cli(["sr", str(tmp_path / "in"), "--model", "bicubic", "--out", str(tmp_path / "in")], capsys)
+    assert code == 2 and "crop0.png is one of the input images" in err and "nothing written" in err
+    code, _, err = cli(["sr", str(tmp_path / "in"), "--model", "bicubic", "--out", str(tmp_path / "in"),
+                        "--overwrite"], capsys)
+    assert code == 2 and "one of the input images" in err  # --overwrite never covers the inputs
+    assert {p: p.read_bytes() for p in paths} == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == [
+        "crop0.png", "crop1.png", "crop2.png"]
+    out = tmp_path / "out"
+    assert cli(["sr", str(tmp_path / "in"), "--model", "bicubic", "--out", str(out)], capsys)[0] == 0
+    (out / "crop1.png").write_bytes(b"mine")
+    code, _, err = cli(["sr", str(tmp_path / "in"), "--model", "bicubic", "--out", str(out), "--side-by-side"], capsys)
+    assert code == 2 and "crop0.png exists already" in err and "--overwrite" in err
+    assert (out / "crop1.png").read_bytes() == b"mine" and not (out / "crop0_compare.png").exists()
+    assert cli(["sr", str(tmp_path / "in"), "--model", "bicubic", "--out", str(out), "--overwrite"], capsys)[0] == 0
+    assert (out / "crop1.png").read_bytes() != b"mine"
+
+
+def test_a_pth_is_read_as_named_even_beside_a_safetensors(tmp_path: Path) -> None:
+    """`--checkpoint X.pth` once loaded a sibling X.safetensors instead (checkpoint_paths maps the name)."""
+    from tzbench.runner.infer import load_model
+
+    torch.manual_seed(1)
+    official = get_catalog().create("sr-models", "srcnn", {})
+    torch.save(official.state_dict(), tmp_path / "w.pth")
+    other = _checkpoint(tmp_path, "srcnn")  # srcnn-ckpt.safetensors: different weights
+    other.rename(tmp_path / "w.safetensors")
+    loaded = load_model(get_catalog(), "srcnn", tmp_path / "w.pth")
+    assert loaded.source == "official"
+    for k, v in official.state_dict().items():
+        assert torch.equal(loaded.module.state_dict()[k], v), k
+    assert load_model(get_catalog(), "srcnn", tmp_path / "w").source == "tzbench"  # a bare stem is ours

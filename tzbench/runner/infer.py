@@ -75,7 +75,9 @@ def load_model(catalog: Catalog, name: str, checkpoint: str | Path | None, param
         return LoadedModel(info, None, "none")
     path = Path(checkpoint)
     weights, sidecar = checkpoint_paths(path)
-    if path.suffix in (".safetensors", ".json") or weights.is_file():
+    # Only a tzbench name (X.safetensors, X.json or the stem X) means a tzbench checkpoint:
+    # X.pth is the official file the user named, even when an X.safetensors sits beside it.
+    if path.suffix in (".safetensors", ".json") or (path.suffix == "" and weights.is_file()):
         embedded = read_embedded_meta(weights) if weights.is_file() else None
         meta = embedded
         if meta is None and sidecar.is_file():
@@ -172,6 +174,26 @@ def side_by_side(lr_up: np.ndarray, sr: np.ndarray, lr_text: str | None, sr_text
     return sheet
 
 
+def plan_outputs(paths: list[Path], out_dir: Path, sheets: bool = False,
+                 overwrite: bool = False) -> list[tuple[Path, Path | None]]:
+    """``(image, sheet)`` output paths per input, checked before anything is written.
+
+    An output never replaces an input image (``--out`` being the input folder), whatever
+    ``overwrite`` says; an existing file is replaced only with ``overwrite``. Raises
+    :class:`~tzbench.runner.context.RunError` naming the first clash.
+    """
+    used: set[str] = set()
+    plan = [(_unique_name(out_dir, p.stem, ".png", used),
+             _unique_name(out_dir, p.stem, "_compare.png", used) if sheets else None) for p in paths]
+    inputs = {p.resolve() for p in paths}
+    for target in (t for pair in plan for t in pair if t is not None):
+        if target.resolve() in inputs:
+            raise RunError(f"{target} is one of the input images: choose another --out (nothing written)")
+        if target.exists() and not overwrite:
+            raise RunError(f"{target} exists already: choose another --out or pass --overwrite (nothing written)")
+    return plan
+
+
 def save_outputs(
     paths: list[Path],
     lr: torch.Tensor,
@@ -179,12 +201,15 @@ def save_outputs(
     out_dir: Path,
     judge: Any | None = None,
     sheets: bool = False,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Write ``<stem>.png`` (the SR image) and, with ``sheets``, ``<stem>_compare.png``.
 
-    Returns one record per input: input, output, sheet and the judge's readings of the
-    bicubic-upsampled LR and of the SR image (when a judge is given).
+    Nothing is written when an output would replace an input or (without ``overwrite``) an
+    existing file (:func:`plan_outputs`). Returns one record per input: input, output, sheet
+    and the judge's readings of the bicubic-upsampled LR and of the SR image (when a judge is given).
     """
+    plan = plan_outputs(paths, out_dir, sheets, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     lr_up = F.interpolate(lr[:, :3], size=sr.shape[-2:], mode="bicubic", align_corners=False).clamp_(0, 1)
     sr_text = lr_text = None
@@ -192,16 +217,13 @@ def save_outputs(
         sr_text = judge.recognize(sr[:, :3])
         lr_text = judge.recognize(lr_up)
     sr_u8, up_u8 = to_uint8(sr), to_uint8(lr_up)
-    used: set[str] = set()
     records = []
-    for i, p in enumerate(paths):
-        out = _unique_name(out_dir, p.stem, ".png", used)
+    for i, (p, (out, sheet_path)) in enumerate(zip(paths, plan)):
         Image.fromarray(sr_u8[i]).save(out)
         rec: dict[str, Any] = {"input": str(p), "output": str(out)}
         if judge is not None:
             rec["lr_text"], rec["sr_text"] = lr_text[i], sr_text[i]  # type: ignore[index]
-        if sheets:
-            sheet_path = _unique_name(out_dir, p.stem, "_compare.png", used)
+        if sheet_path is not None:
             side_by_side(up_u8[i], sr_u8[i], rec.get("lr_text"), rec.get("sr_text")).save(sheet_path)
             rec["sheet"] = str(sheet_path)
         records.append(rec)
