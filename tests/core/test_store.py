@@ -141,3 +141,19 @@ def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(db_url: str,
           "--format", "csv"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("rank,model,run,acc_easy") and lines[1].startswith("1,tsrn,")  # ranked by ppocrv2
+
+
+def test_a_run_still_running_is_not_deleted(db_url: str) -> None:
+    s = Store(db_url)
+    live = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")  # this process: alive
+    s.add_results(live, [ResultRow("val", "-", "psnr", 20.0, step=100)])
+    with pytest.raises(StoreError, match=f"run {live} is still running \\(pid {os.getpid()} on .*nothing deleted"):
+        s.delete_run(live)
+    assert len(s.results(live, step=None)) == 1
+    remote = s.start_run(kind="train", sr_model="srcnn", benchmark="synth", host="another-machine", pid=1)
+    with pytest.raises(StoreError, match="still running \\(pid 1 on another-machine\\)"):
+        s.delete_run(remote)
+    s.finish_run(live, "interrupted")
+    s.delete_run(live)  # a stopped run goes
+    with pytest.raises(StoreError, match=f"no run with id {live}"):
+        s.get_run(live)

@@ -224,12 +224,21 @@ class Store:
             return list(s.scalars(q))
 
     def delete_run(self, run_id: int) -> None:
-        """Delete a run and its results."""
+        """Delete a run and its results; a run whose process is still alive is refused.
+
+        A ``running`` row recorded on another host cannot be checked from here, so it is refused
+        too (its process may be writing to it); stop the run, or let ``reap_dead_runs`` mark it.
+        """
 
         def fn(s: Session) -> None:
             run = s.get(Run, run_id)
             if run is None:
                 raise StoreError(f"no run with id {run_id} in {self.url}")
+            if run.status == "running":
+                local = run.host == socket.gethostname()
+                if not local or run.pid is None or pid_alive(run.pid):
+                    where = f"pid {run.pid} on {run.host}" if run.pid is not None else f"on {run.host}"
+                    raise StoreError(f"run {run_id} is still running ({where}): stop it first (nothing deleted)")
             s.execute(delete(Result).where(Result.run_id == run_id))
             s.delete(run)
 
