@@ -524,7 +524,7 @@ def train_recognizer(
     progress lines for non-interactive logs.
     """
     from tzbench.db.store import ResultRow
-    from tzbench.runner.checkpoint import checkpoint_paths, save_checkpoint
+    from tzbench.runner.checkpoint import checkpoint_paths, new_run_dir, save_checkpoint
     from tzbench.weights import sha256_file
     from tzbench.runner.context import RunError, make_progress, pick_device, provenance, seed_everything
 
@@ -573,8 +573,7 @@ def train_recognizer(
         benchmark=",".join(cfg.data), protocol="clean", comparable=False, config=cfg.model_dump(mode="json"),
         n_params=n_params, seed=cfg.seed, **provenance(device),
     )
-    run_dir = Path(cfg.out_dir) / f"{run_id:05d}-recognizer-{name}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(cfg.out_dir, f"{run_id:05d}-recognizer-{name}")
     best_path, last_path = run_dir / "best", run_dir / "last"
     store.update_run(run_id, checkpoint=str(checkpoint_paths(best_path)[0]))
 

@@ -139,3 +139,24 @@ def test_reproduce_records_a_diverged_model_and_goes_on(tmp_path: Path, db_url: 
     assert len(ids) == 1 and store.get_run(ids[0]).sr_model == "bicubic"
     assert any("ended failed: not evaluated" in n for n in bad.notes)
     assert store.list_runs("train")[0].status == "failed"
+
+
+def test_two_databases_sharing_runs_never_write_into_each_others_folder(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ids are per DB: both first runs are id 1, and once both wrote runs/00001-srcnn/."""
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "srcnn", "--steps", "2", "--no-progress", *SMALL, "--set", "val_every=2",
+            "--set", "val_max_samples=2", "--set", "eval_after=false", "--set", "selection_judge=psnr"]
+    assert cli([*args, "--db", f"sqlite:///{tmp_path / 'a.db'}"], capsys)[0] == 0
+    first = Store(f"sqlite:///{tmp_path / 'a.db'}").get_run(1)
+    before = Path(first.checkpoint).read_bytes()
+    assert cli([*args, "--set", "seed=9", "--db", f"sqlite:///{tmp_path / 'b.db'}"], capsys)[0] == 0
+    second = Store(f"sqlite:///{tmp_path / 'b.db'}").get_run(1)
+    assert Path(first.checkpoint).parent.name == "00001-srcnn"
+    assert Path(second.checkpoint).parent.name == "00001-srcnn-2"
+    assert Path(first.checkpoint).read_bytes() == before  # untouched, its recorded sha256 still true
+    from tzbench.weights import sha256_file
+
+    assert first.checkpoint_sha256 == sha256_file(first.checkpoint)
+    assert Path(second.checkpoint).is_absolute() and Path(first.checkpoint).is_absolute()

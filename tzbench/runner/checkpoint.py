@@ -35,6 +35,7 @@ from tzbench.weights import sha256_file
 
 __all__ = [
     "CheckpointError",
+    "new_run_dir",
     "TRAINING_STATE",
     "atomic_write_bytes",
     "checkpoint_paths",
@@ -72,6 +73,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def new_run_dir(parent: str | Path, stem: str) -> Path:
+    """Create and return a run folder no other run uses: ``parent/stem``, else ``stem-2``, ...
+
+    Run ids are per database, so two databases sharing ``runs/`` (or an id freed by ``runs
+    delete``) name the same ``<id>-<model>``; ``mkdir`` without ``exist_ok`` is atomic, so a
+    folder that exists, whoever made it, is never written into. The caller records the path in
+    the run's row.
+    """
+    base = Path(parent).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        candidate = base / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise CheckpointError(f"{base}: 9,999 folders named {stem}* exist already; choose another out_dir")
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:

@@ -41,6 +41,7 @@ from tzbench.runner.checkpoint import (
     TRAINING_STATE,
     capture_rng,
     checkpoint_paths,
+    new_run_dir,
     load_training_state,
     optimizer_from_flat,
     optimizer_to_flat,
@@ -546,8 +547,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 protocol=cfg.protocol, config=cfg.model_dump(mode="json"), n_params=info.n_params,
                 seed=cfg.seed, **provenance(device),
             )
-            run_dir = (Path(cfg.out_dir) / f"{run_id:05d}-{cfg.model.name}").resolve()
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = new_run_dir(cfg.out_dir, f"{run_id:05d}-{cfg.model.name}")
             store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"),
                              config={**cfg.model_dump(mode="json"), "run_dir": str(run_dir), "runtime": runtime,
                                      "selection": sel.describe()})
