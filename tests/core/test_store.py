@@ -115,6 +115,26 @@ def test_eight_concurrent_writers_lose_nothing(db_url: str) -> None:
     assert all(r.status == "finished" for r in s.list_runs(limit=100))
 
 
+def _first_user(url: str, worker: int, barrier: object) -> None:
+    barrier.wait(60)  # type: ignore[attr-defined]  # every process opens the new DB at once
+    _writer(url, worker, 2)
+
+
+def test_concurrent_first_use_of_a_new_database(tmp_path: Path) -> None:
+    """Several processes creating one new DB's tables at once: one used to fail with
+    "table runs already exists" (create_all was retried only on "locked")."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_first_user, args=(url, w, barrier)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+    assert [p.exitcode for p in procs] == [0] * 6
+    assert Store(url).count(Run) == 12 and Store(url).count(Result) == 36
+
+
 def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

@@ -117,12 +117,15 @@ class Store:
     # -- plumbing -----------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:
         # SQLite's busy timeout covers most contention; a few retries cover lock upgrades that
-        # SQLite refuses immediately (SQLITE_BUSY on a deferred transaction).
+        # SQLite refuses immediately (SQLITE_BUSY on a deferred transaction), and the race of
+        # several processes creating a new database's tables at once (create_all checks, then
+        # creates: the loser sees "table ... already exists" and, retried, finds them).
         for i in range(attempts):
             try:
                 return fn()
             except OperationalError as exc:
-                if "locked" not in str(exc).lower() or i == attempts - 1:
+                text = str(exc).lower()
+                if ("locked" not in text and "already exists" not in text) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
         raise AssertionError("unreachable")
