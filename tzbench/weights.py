@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["WeightsError", "is_safetensors_file", "load_state_dict_file", "strip_prefix", "load_strict", "sha256_file"]
+__all__ = ["WeightsError", "check_dtype", "is_safetensors_file", "load_state_dict_file", "strip_prefix", "load_strict", "sha256_file"]
 
 
 class WeightsError(RuntimeError):
@@ -78,6 +78,14 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> 
     return dict(state)
 
 
+def check_dtype(key: str, value: torch.Tensor, ref: torch.Tensor, source: str) -> None:
+    """Refuse integer or boolean values for a floating-point parameter (``load_state_dict``
+    would cast them silently: truncated weights that run and score nothing)."""
+    if ref.is_floating_point() and not value.is_floating_point():
+        raise WeightsError(f"{source}: key {key!r} holds {value.dtype} values, the model expects floating point "
+                           f"({ref.dtype})")
+
+
 def load_strict(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -111,6 +119,7 @@ def load_strict(
             raise WeightsError(
                 f"{source}: key {k!r} has shape {tuple(value.shape)}, the model expects {tuple(ref.shape)}"
             )
+        check_dtype(k, value, ref, source)
         merged[k] = value
     model.load_state_dict(merged, strict=True)
     return model

@@ -160,3 +160,47 @@ def test_two_databases_sharing_runs_never_write_into_each_others_folder(tmp_path
 
     assert first.checkpoint_sha256 == sha256_file(first.checkpoint)
     assert Path(second.checkpoint).is_absolute() and Path(first.checkpoint).is_absolute()
+
+
+def _broken_srcnn(tmp_path: Path, how: str) -> Path:
+    net = torch.nn.Module()
+    from tzbench.api import get_catalog
+
+    net = get_catalog().create("sr-models", "srcnn", {})
+    state = net.state_dict()
+    if how == "nan":
+        state = {k: torch.full_like(v, float("nan")) for k, v in state.items()}
+    else:  # integer weights
+        state = {k: v.round().long() for k, v in state.items()}
+    return save_checkpoint(tmp_path / f"srcnn-{how}", state, {"sr_model": "srcnn", "params": {}, "kind": "model"})
+
+
+def test_nan_weights_stop_eval_and_sr_at_the_first_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN weights once ran the whole eval, then failed on 'NOT NULL constraint failed', and sr
+    wrote black PNGs with exit 0."""
+    ckpt = _broken_srcnn(tmp_path, "nan")
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    code, _, err = cli(["eval", "srcnn", "--checkpoint", str(ckpt), "--db", db, "--no-progress", "--max-samples", "4",
+                        "--set", "judges=[ppocr]", "--set", "data.params.n_test=8"], capsys)
+    assert code == 2 and "output NaN or inf for 4 of 4 images in easy" in err
+    (run,) = Store(db).list_runs("eval")
+    assert run.status == "failed" and Store(db).results(run.id) == []
+    crop = tmp_path / "crop.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 16), (200, 200, 200)).save(crop)
+    code, _, err = cli(["sr", str(crop), "--model", "srcnn", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")],
+                       capsys)
+    assert code == 2 and "NaN or inf" in err and not (tmp_path / "o" / "crop.png").exists()
+
+
+def test_integer_weights_are_refused_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = _broken_srcnn(tmp_path, "int")
+    code, _, err = cli(["eval", "srcnn", "--checkpoint", str(ckpt), "--db", f"sqlite:///{tmp_path / 'tz.db'}",
+                        "--no-progress", "--set", "judges=[ppocr]"], capsys)
+    assert code == 2 and "holds torch.int64 values, the model expects floating point" in err and "conv1" in err
+    from tzbench.weights import WeightsError, load_strict
+
+    net = torch.nn.Linear(2, 2)
+    with pytest.raises(WeightsError, match="key 'weight' holds torch.int64"):
+        load_strict(net, {"weight": torch.zeros(2, 2, dtype=torch.long), "bias": torch.zeros(2)}, source="x.pth")

@@ -31,7 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tzbench.weights import sha256_file
+from tzbench.weights import check_dtype, sha256_file
 
 __all__ = [
     "CheckpointError",
@@ -195,6 +195,7 @@ def load_sr_checkpoint(path: str | Path, model: nn.Module, expected_model: str) 
     for k, v in state.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise CheckpointError(f"{weights}: {k} has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}")
+        check_dtype(k, v, own[k], str(weights))
     model.load_state_dict(state, strict=True)
     meta["weights_sha256"] = actual
     return meta

@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "SRModelInfo",
     "build_sr_model",
+    "check_finite",
     "Judge",
     "build_judges",
     "build_dataset",
@@ -121,6 +122,19 @@ def build_sr_model(catalog: Catalog, name: str, params: dict[str, Any]) -> SRMod
         provider=_dist_of(entry.plugin, catalog),
         n_params=sum(p.numel() for p in module.parameters()),
     )
+
+
+def check_finite(sr: torch.Tensor, where: str) -> torch.Tensor:
+    """``sr`` unchanged, or a RunError when the model put NaN/inf in it (broken weights).
+
+    Clipping would turn NaN into black images that score 0 and are recorded as a result;
+    stopping at the first such batch says what is wrong and records nothing false.
+    """
+    if not bool(torch.isfinite(sr).all()):
+        bad = int((~torch.isfinite(sr)).flatten(1).any(1).sum())
+        raise RunError(f"the SR model output NaN or inf for {bad} of {sr.shape[0]} images in {where}: "
+                       "its weights are broken (non-finite or diverged); nothing was recorded for them")
+    return sr
 
 
 @dataclass

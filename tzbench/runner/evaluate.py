@@ -20,6 +20,7 @@ from tzbench.runner.context import (
     Judge,
     RunError,
     build_dataset,
+    check_finite,
     build_judges,
     build_sr_model,
     comparability,
@@ -102,7 +103,7 @@ def evaluate_model(
             for batch in _batches(ds, n, batch_size, num_workers):
                 lr = batch["lr"].to(device, non_blocking=True)
                 hr = batch["hr"].to(device, non_blocking=True)
-                sr = model(lr).float()
+                sr = check_finite(model(lr).float(), f"{subset} batch at sample {acc.n_images}")
                 if not legacy:
                     sr = sr.clamp_(0, 1)
                 acc.update_images(sr, hr)

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tzbench.catalog import Catalog
 from tzbench.data import LR_SIZE, mask_channel, resize_bicubic
 from tzbench.runner.checkpoint import checkpoint_paths, load_sr_checkpoint, read_embedded_meta
-from tzbench.runner.context import RunError, SRModelInfo, build_sr_model
+from tzbench.runner.context import RunError, SRModelInfo, build_sr_model, check_finite
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -139,7 +139,8 @@ def read_crops(paths: list[Path], in_channels: int) -> torch.Tensor:
 def super_resolve(model: torch.nn.Module, lr: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
     """SR outputs ``(N, C, 32, 128)`` on the CPU, clipped to [0, 1]."""
     model.eval().to(device)
-    outs = [model(lr[i:i + batch_size].to(device)).float().clamp_(0, 1).cpu() for i in range(0, lr.shape[0], batch_size)]
+    outs = [check_finite(model(lr[i:i + batch_size].to(device)).float(), f"the batch at input {i}").clamp_(0, 1).cpu()
+            for i in range(0, lr.shape[0], batch_size)]
     return torch.cat(outs)
 
 
