@@ -113,3 +113,32 @@ def test_reproduce_report_checks_matplotlib_before_training(db_url: str, tmp_pat
                         "--db", db_url, "--no-progress"], capsys)
     assert code == 2 and "matplotlib" in err
     assert Store(db_url).list_runs() == []
+
+
+def test_bad_device_subset_db_and_lmdb_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each of these printed a traceback: a device torch does not know, a subset the dataset
+    lacks, a DB file that is not SQLite, a data.mdb of random bytes."""
+    from tzbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notsqlite.db").write_text("hello world" * 100)
+    (tmp_path / "lmdbx").mkdir()
+    (tmp_path / "lmdbx" / "data.mdb").write_bytes(bytes(range(256)) * 16)
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    cases = [
+        (["eval", "bicubic", "--set", "device=bogus", "--db", db, "--set", "judges=[ppocr]"], "device 'bogus'"),
+        (["eval", "bicubic", "--set", "data.subsets=[hardd]", "--db", db, "--set", "judges=[ppocr]"],
+         "data.subsets: dataset 'synth' has no test subset 'hardd' (it has easy, medium, hard)"),
+        (["runs", "list", "--db", f"sqlite:///{tmp_path / 'notsqlite.db'}"], "file is not a database"),
+        (["data", "inspect", str(tmp_path / "lmdbx")], "lmdbx: not a readable LMDB"),
+    ]
+    for argv, expected in cases:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and expected in err and "Traceback" not in err, (argv, err)
+    from tzbench.db.store import Store
+
+    assert Store(db).list_runs() == []  # the typo recorded no run
+    assert (tmp_path / "notsqlite.db").read_text() == "hello world" * 100

@@ -89,7 +89,10 @@ def _acquire_env(path: Path) -> lmdb.Environment:
         entry = _ENVS.get(key)
         if entry is None:
             # readahead off: random access over a file larger than the page cache.
-            env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+            try:
+                env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+            except lmdb.Error as exc:  # random bytes in data.mdb, a version mismatch, no permission
+                raise DatasetError(f"{path}: not a readable LMDB ({exc})") from None
             _ENVS[key] = (env, 1)
             return env
         _ENVS[key] = (entry[0], entry[1] + 1)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
@@ -111,8 +111,8 @@ class Store:
         if create:
             try:
                 self._retry(lambda: Base.metadata.create_all(self.engine))
-            except OperationalError as exc:
-                raise StoreError(f"cannot open database {self.url}: {exc.orig}") from exc
+            except DatabaseError as exc:  # OperationalError, or a file that is not SQLite at all
+                raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
 
     # -- plumbing -----------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:

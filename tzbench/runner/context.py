@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "SRModelInfo",
     "build_sr_model",
+    "check_subsets",
     "check_finite",
     "Judge",
     "build_judges",
@@ -47,7 +48,10 @@ def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU; anything else is passed to ``torch.device``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise RunError(f"device {name!r} is not a torch device (auto, cpu, cuda, cuda:1, ...): {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RunError(f"device {name!r} requested but CUDA is not available")
     return dev
@@ -178,6 +182,16 @@ def build_judges(catalog: Catalog, names: list[str], device: torch.device) -> li
             sha = sha256_file(rec.model_path)
         judges.append(Judge(name, rec, sha, str(getattr(rec, "mode", "native")), trained_here))
     return judges
+
+
+def check_subsets(provider: Any, dataset: str, subsets: list[str], split: str = "test") -> None:
+    """RunError naming ``data.subsets`` when ``dataset``'s ``split`` lacks one of ``subsets``
+    (checked before a run row exists, so a typo records nothing)."""
+    have = list(provider.subsets(split))
+    unknown = [s for s in subsets if s not in have]
+    if unknown:
+        raise RunError(f"data.subsets: dataset {dataset!r} has no {split} subset {', '.join(map(repr, unknown))} "
+                       f"(it has {', '.join(have) or 'none'})")
 
 
 def build_dataset(catalog: Catalog, name: str, params: dict[str, Any], in_channels: int) -> tuple[Any, dict[str, Any]]:

@@ -21,6 +21,7 @@ from tzbench.runner.context import (
     RunError,
     build_dataset,
     check_finite,
+    check_subsets,
     build_judges,
     build_sr_model,
     comparability,
@@ -175,6 +176,7 @@ def evaluate(
         )
     judges = build_judges(catalog, cfg.judges, device)  # before the data: a missing weights file fails fast
     provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
+    check_subsets(provider, cfg.data.dataset, cfg.data.subsets)
     prov = provenance(device)
     run_id = store.start_run(
         kind="eval",

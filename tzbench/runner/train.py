@@ -56,6 +56,7 @@ from tzbench.runner.context import (
     build_dataset,
     build_judges,
     build_sr_model,
+    check_subsets,
     fetch,
     make_progress,
     provenance,
@@ -484,6 +485,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
     loss_params = cfg.loss.params if cfg.loss else info.default_loss_params
     criterion = catalog.create("losses", loss_name, loss_params).to(device)
     provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
+    if cfg.eval_after:
+        check_subsets(provider, cfg.data.dataset, cfg.data.subsets)  # before hours of training
     train_ds = provider.load("train", None)
     sel = _selection(cfg, provider, catalog, device)
 
