@@ -6,8 +6,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tzbench.yamlio import load_yaml
 
 __all__ = ["Registry", "BenchmarkEntry", "JudgeEntry", "load_registry", "registry_path"]
 
@@ -83,6 +84,6 @@ def load_registry(path: str | None = None) -> Registry:
     """Parse and validate registry.yaml; errors name the file and field."""
     p = Path(path) if path else registry_path()
     try:
-        return Registry.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+        return Registry.model_validate(load_yaml(p.read_text(encoding="utf-8")))
     except ValidationError as exc:
         raise ValueError(f"{p}: invalid registry: {exc}") from exc

@@ -57,6 +57,32 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
         load_config(TrainConfig, BASE, bad)
 
 
+def test_a_key_given_twice_is_refused_not_last_wins(tmp_path: Path) -> None:
+    f = tmp_path / "dup.yaml"
+    f.write_text("model: {name: srcnn}\nsteps: 7\noptim:\n  lr: 0.01\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"(?s)dup.yaml is not valid YAML.*key 'lr' appears twice.*line 5"):
+        load_config(TrainConfig, {}, f)
+    f.write_text("model: {name: srcnn}\nsteps: 7\nsteps: 8\n")
+    with pytest.raises(ConfigError, match="key 'steps' appears twice"):
+        load_config(TrainConfig, {}, f)
+
+
+def test_checkpoints_are_as_readable_as_the_database(tmp_path: Path) -> None:
+    """mkstemp made checkpoints 0600 while the DB beside them is 0644 (umask 022)."""
+    import os
+
+    import torch
+
+    from tzbench.runner.checkpoint import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        w = save_checkpoint(tmp_path / "c", {"w": torch.zeros(2)}, {"kind": "model"})
+    finally:
+        os.umask(old)
+    assert w.stat().st_mode & 0o777 == 0o644 and w.with_suffix(".json").stat().st_mode & 0o777 == 0o644
+
+
 def test_recipes_resolve_per_model_with_their_loss() -> None:
     from tzbench.config import recipe_to_config
     from tzbench.registry import load_registry

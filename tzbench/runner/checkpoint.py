@@ -60,10 +60,19 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, incomplete or belongs to another model."""
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` would give a new file (mkstemp's are 0600: unreadable for the team
+    that reads the 0644 database beside them)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, fsync, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -116,6 +125,7 @@ def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], meta: dict
         # safetensors refuses shared/non-contiguous storage: give it plain copies.
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
         save_file(tensors, tmp, metadata={_HEADER_KEY: _json_dumps(meta)})
+        os.chmod(tmp, _umask_mode())  # after save_file, which writes a file of its own
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, weights)
