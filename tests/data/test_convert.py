@@ -162,3 +162,18 @@ def test_cli_data_commands(raw_lmdb, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "image_hr-000000001" in r.output
     r = runner.invoke(app, ["data", "inspect", str(tmp_path / "nothing-here")])
     assert r.exit_code != 0
+
+
+def test_make_lmdb_into_an_existing_lmdb_is_refused_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tzbench.cli import main
+
+    main(["data", "synth", str(tmp_path / "s"), "--n", "3", "--subset", "easy"])
+    main(["data", "export", str(tmp_path / "s"), str(tmp_path / "e")])
+    before = _all_items(tmp_path / "s")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "make-lmdb", str(tmp_path / "e" / "hr"), str(tmp_path / "e" / "labels.tsv"), str(tmp_path / "s"),
+              "--lr-dir", str(tmp_path / "e" / "lr")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "an LMDB already exists at" in err and "Traceback" not in err
+    assert _all_items(tmp_path / "s") == before

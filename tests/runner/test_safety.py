@@ -204,3 +204,24 @@ def test_integer_weights_are_refused_naming_the_key(tmp_path: Path, capsys: pyte
     net = torch.nn.Linear(2, 2)
     with pytest.raises(WeightsError, match="key 'weight' holds torch.int64"):
         load_strict(net, {"weight": torch.zeros(2, 2, dtype=torch.long), "bias": torch.zeros(2)}, source="x.pth")
+
+
+def test_unwritable_out_dir_fails_the_row_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The row was left 'running' and later mislabelled 'the process died'."""
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the run folders should go")
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    code, _, err = cli(["train", "srcnn", "--steps", "2", *SMALL, "--set", f"out_dir={blocker}", "--set",
+                        "selection_judge=psnr", "--set", "eval_after=false", "--db", db, "--no-progress"], capsys)
+    assert code == 2 and f"out_dir {blocker}: cannot create the run folder" in err
+    (run,) = Store(db).list_runs("train")
+    assert run.status == "failed" and "cannot create the run folder" in run.message
+    assert blocker.read_text() == "a file where the run folders should go"
+    code, _, err = cli(["sr", str(blocker), "--model", "bicubic", "--out", str(blocker)], capsys)
+    assert code == 2  # not an image; and --out a file is refused before any work
+    img = tmp_path / "c.png"
+    from PIL import Image
+
+    Image.new("RGB", (30, 10)).save(img)
+    code, _, err = cli(["sr", str(img), "--model", "bicubic", "--out", str(blocker)], capsys)
+    assert code == 2 and "is a file, not a folder" in err and blocker.read_text().startswith("a file")

@@ -221,7 +221,7 @@ class LmdbWriter:
     def __init__(self, path: str | os.PathLike[str], map_size: int = 1 << 28, commit_every: int = 1000) -> None:
         self.path = Path(path)
         if is_lmdb_dir(self.path):
-            raise FileExistsError(f"an LMDB already exists at {self.path}; remove it first")
+            raise DatasetError(f"an LMDB already exists at {self.path}: choose another output (nothing written)")
         self.path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(str(self.path), map_size=map_size, subdir=True)
         self.count = 0

@@ -183,6 +183,8 @@ def plan_outputs(paths: list[Path], out_dir: Path, sheets: bool = False,
     ``overwrite`` says; an existing file is replaced only with ``overwrite``. Raises
     :class:`~tzbench.runner.context.RunError` naming the first clash.
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"--out {out_dir} is a file, not a folder (nothing written)")
     used: set[str] = set()
     plan = [(_unique_name(out_dir, p.stem, ".png", used),
              _unique_name(out_dir, p.stem, "_compare.png", used) if sheets else None) for p in paths]

@@ -550,7 +550,11 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 protocol=cfg.protocol, config=cfg.model_dump(mode="json"), n_params=info.n_params,
                 seed=cfg.seed, **provenance(device),
             )
-            run_dir = new_run_dir(cfg.out_dir, f"{run_id:05d}-{cfg.model.name}")
+            try:
+                run_dir = new_run_dir(cfg.out_dir, f"{run_id:05d}-{cfg.model.name}")
+            except OSError as exc:  # unwritable out_dir: the row must not be left "running"
+                store.finish_run(run_id, "failed", message=f"cannot create the run folder: {exc}")
+                raise RunError(f"out_dir {cfg.out_dir}: cannot create the run folder ({exc})") from None
             store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"),
                              config={**cfg.model_dump(mode="json"), "run_dir": str(run_dir), "runtime": runtime,
                                      "selection": sel.describe()})
