@@ -177,3 +177,19 @@ def test_a_run_still_running_is_not_deleted(db_url: str) -> None:
     s.delete_run(live)  # a stopped run goes
     with pytest.raises(StoreError, match=f"no run with id {live}"):
         s.get_run(live)
+
+
+def test_a_lost_runs_table_never_hands_old_results_to_new_runs(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'tz.db'}"
+    s = Store(url)
+    old = _eval_run(s, "tsrn", {"easy": 0.5, "medium": 0.4, "hard": 0.3}, 22.0)
+    with s.engine.begin() as conn:
+        conn.execute(text("PRAGMA foreign_keys=OFF"))
+        conn.execute(text("DROP TABLE runs"))
+    s = Store(url)  # recreates an empty runs table; the old results stay
+    new = s.start_run(kind="eval", sr_model="srcnn", benchmark="synth")
+    s.add_results(new, [ResultRow("easy", "ppocr", "accuracy", 0.9, n_samples=1)])
+    assert new > old and [r.subset for r in s.results(new)] == ["easy"]
+    assert s.count(Result) == 5  # nothing lost

@@ -158,6 +158,11 @@ class Store:
 
         def fn(s: Session) -> int:
             run = Run(**fields)
+            # Results whose run row is gone (a lost or hand-edited runs table) must never be
+            # adopted by a new run that the database would give the same id.
+            top_result = s.scalar(select(func.max(Result.run_id)))
+            if top_result is not None and top_result > (s.scalar(select(func.max(Run.id))) or 0):
+                run.id = top_result + 1
             s.add(run)
             s.flush()
             return run.id
