@@ -512,21 +512,42 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     app.add_typer(weights_app, name="weights")
 
     @weights_app.command("add")
-    def weights_add(ctx: typer.Context, component: str, path: Path) -> None:
-        """Copy a weights file into $TZBENCH_HOME/weights/COMPONENT/ and record its sha256."""
-        from tzbench.home import add_weights
-        from tzbench.weights import is_safetensors_file, load_state_dict_file
+    def weights_add(
+        ctx: typer.Context,
+        component: Annotated[str, typer.Argument(help="the judge the file is for (tzbench list recognizers)")],
+        path: Path,
+        replace: Annotated[bool, typer.Option("--replace", help="replace a file already there")] = False,
+    ) -> None:
+        """Copy a judge's weights file into $TZBENCH_HOME/weights/JUDGE/ and record its sha256.
+
+        The file must load into that judge (strict keys and shapes) before anything is copied,
+        and an existing file is replaced only with --replace."""
+        from tzbench.home import add_weights, find_weights
+        from tzbench.weights import is_safetensors_file
 
         catalog = _catalog(ctx)
-        spec = catalog.spec("recognizers", component) if component in catalog.names("recognizers") else None
-        load_state_dict_file(path)  # refuse pickles with code before copying anything
-        filename = None
-        if spec is not None and spec.weights:
-            names = [w.filename for w in spec.weights]
-            # A trained (safetensors) file takes the trained slot, so it never masquerades as the
-            # released file and a released one added later is preferred over it.
-            trained = [n for n in names if n.endswith(".safetensors")]
-            filename = trained[0] if is_safetensors_file(path) and trained else names[0]
+        spec = catalog.spec("recognizers", component)  # unknown names: did-you-mean, exit 2
+        names = [w.filename for w in spec.weights]
+        if not names:
+            raise ConfigError(f"judge {component!r} reads no weights file from the tzbench home folder")
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        # A trained (safetensors) file takes the trained slot, so it never masquerades as the
+        # released file and a released one added later is preferred over it.
+        trained = [n for n in names if n.endswith(".safetensors")]
+        filename = trained[0] if is_safetensors_file(path) and trained else names[0]
+        if find_weights(component, filename) is not None and not replace:
+            raise ConfigError(f"{find_weights(component, filename)} exists already: pass --replace to replace it "
+                              "(nothing copied)")
+        # Loading refuses pickles with code, foreign checkpoints and any key/shape mismatch; a
+        # tzbench checkpoint is built with the params it records (e.g. a smaller vitstr).
+        params: dict[str, Any] = {"weights": str(path), "device": "cpu"}
+        if is_safetensors_file(path):
+            from tzbench.runner.checkpoint import read_embedded_meta
+
+            recorded = (read_embedded_meta(path) or {}).get("params")
+            params = {**(recorded if isinstance(recorded, dict) else {}), **params}
+        catalog.create("recognizers", component, params)
         entry = add_weights(component, path, filename)
         out.print(f"added {entry.path} (sha256 {entry.sha256})")
 
@@ -643,7 +664,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click_exceptions.ClickException):
             exc.show()
             raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click_exceptions.Abort):
+        if isinstance(exc, typer.Abort):  # a declined confirmation; typer 0.29 defines it outside _click
             raise SystemExit(1) from None
         raise
     if isinstance(rc, int) and rc:

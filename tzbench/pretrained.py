@@ -70,40 +70,66 @@ def create_pretrained_sr_model(catalog: Catalog, model: str, tag: str | bool | N
     return net
 
 
-def export_pretrained(store: Any, run_id: int, out: str | Path) -> tuple[Path, str, dict[str, Any]]:
+def export_pretrained(store: Any, run_id: int, out: str | Path, half: bool = False) -> tuple[Path, str, dict[str, Any]]:
     """Write training run ``run_id``'s best checkpoint as a file to ship, with its provenance.
 
-    The header gains ``provenance``: dataset, recipe, steps, run id, commit, versions and the
-    test scores of every finished eval of that checkpoint (``parent_id`` = the run). Returns
-    ``(weights path, sha256, provenance)``; the sha256 goes into the spec's ``PretrainedWeights``.
+    ``run_id`` is an SR training run (``tzbench train``) or a judge's (``tzbench
+    train-recognizer``). The header gains ``provenance``: dataset, recipe, steps, run id,
+    commit, versions and the test scores: of every finished eval of that checkpoint
+    (``parent_id`` = the run) for an SR model, of the run's own HR / bicubic-LR test for a judge.
+    ``half`` stores floating tensors as float16 (half the bytes; they load into float32
+    networks, and the scores to quote are those measured with the written file). Returns
+    ``(weights path, sha256, provenance)``; the sha256 is what a plugin pins.
     """
     from safetensors.torch import load_file
 
     from tzbench.runner.checkpoint import read_checkpoint_meta, save_checkpoint
 
     run = store.get_run(run_id)
-    if run.kind != "train" or run.status != "finished" or not run.checkpoint:
+    if run.kind not in ("train", "train-recognizer") or run.status != "finished" or not run.checkpoint:
         raise WeightsError(f"run {run_id} is not a finished training run with a checkpoint "
                            f"(kind {run.kind}, status {run.status})")
-    meta = read_checkpoint_meta(run.checkpoint)
-    evals = [r for r in store.list_runs(kind="eval", sr_model=run.sr_model, limit=100_000)
-             if r.parent_id == run_id and r.status == "finished"]
-    scores: dict[str, dict[str, float]] = {}
-    for ev in evals:
-        for res in store.results(ev.id):
-            key = res.metric if res.recognizer == "-" else f"{res.metric}/{res.recognizer}"
-            scores.setdefault(key, {})[res.subset] = round(float(res.value), 6)
-    config = run.config or {}
-    provenance = {
-        "run_id": run_id, "eval_run_ids": [e.id for e in evals], "benchmark": run.benchmark,
-        "benchmark_version": run.benchmark_version, "dataset_params": (config.get("data") or {}).get("params", {}),
-        "recipe": config.get("recipe"), "steps": meta.get("step"), "selected_by": meta.get("selection"),
-        "git_commit": run.git_commit, "tzbench_version": run.tzbench_version, "torch_version": run.torch_version,
-        "test_scores": scores,
-    }
     target = Path(out).with_suffix("")
     if target.with_suffix(".safetensors").exists() or target.with_suffix(".json").exists():
         raise WeightsError(f"{target}.safetensors or .json exists already; choose another --out (nothing written)")
-    path = save_checkpoint(target, load_file(run.checkpoint),
-                           {**meta, "kind": "model", "provenance": provenance})
+    meta = read_checkpoint_meta(run.checkpoint)
+    if run.kind == "train":
+        evals = [r.id for r in store.list_runs(kind="eval", sr_model=run.sr_model, limit=100_000)
+                 if r.parent_id == run_id and r.status == "finished"]
+        kind = "model"
+    else:  # a judge scores itself on the test splits at the end of its training run
+        evals, kind = [run_id], meta.get("kind", "recognizer")
+    scores = _test_scores(store, evals, test_only=run.kind != "train")
+    config = run.config or {}
+    state = load_file(run.checkpoint)
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    provenance = {
+        "run_id": run_id, "eval_run_ids": evals if run.kind == "train" else [], "benchmark": run.benchmark,
+        "benchmark_version": run.benchmark_version, "dataset_params": _dataset_params(config),
+        "recipe": config.get("recipe"), "steps": meta.get("step"), "selected_by": meta.get("selection"),
+        "git_commit": run.git_commit, "tzbench_version": run.tzbench_version, "torch_version": run.torch_version,
+        "dtype": "float16" if half else "float32", "test_scores": scores,
+    }
+    path = save_checkpoint(target, state, {**meta, "kind": kind, "provenance": provenance})
     return path, sha256_file(path), provenance
+
+
+def _test_scores(store: Any, run_ids: list[int], test_only: bool) -> dict[str, dict[str, float]]:
+    """``{metric[/judge]: {subset: value}}`` of those runs' final results (``test_only``: not
+    the val/train curves a training run also records)."""
+    scores: dict[str, dict[str, float]] = {}
+    for rid in run_ids:
+        for res in store.results(rid):
+            if test_only and res.subset in ("val", "train"):
+                continue
+            key = res.metric if res.recognizer == "-" else f"{res.metric}/{res.recognizer}"
+            scores.setdefault(key, {})[res.subset] = round(float(res.value), 6)
+    return scores
+
+
+def _dataset_params(config: dict[str, Any]) -> dict[str, Any]:
+    data = config.get("data")
+    if isinstance(data, dict):  # an SR run's DataConfig
+        return data.get("params", {})
+    return config.get("data_params", {})  # a judge's: per dataset

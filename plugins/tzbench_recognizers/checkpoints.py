@@ -98,7 +98,7 @@ def read_judge_weights(path: str | Path, recognizer: str, key: str | None = None
 
 def load_recognizer_checkpoint(rec: Any, path: str | Path) -> dict[str, Any]:
     """Load a tzbench judge checkpoint into ``rec.net`` strictly; returns its metadata."""
-    state, meta = read_recognizer_weights(path, rec.name)
+    state, meta = read_recognizer_weights(path, getattr(rec, "weights_owner", None) or rec.name)
     load_strict(rec.net, state, source=str(path))
     rec.net.to(rec.device)
     rec.weights_path = Path(path)

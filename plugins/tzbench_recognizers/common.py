@@ -195,6 +195,9 @@ class Recognizer:
     charset: ClassVar[str] = LOWER_ALNUM
     input_size: ClassVar[tuple[int, int]] = (32, 100)
     weights_key: ClassVar[str | None] = None
+    #: The judge whose tzbench checkpoints fit (``None``: :attr:`name`); a judge that reads with
+    #: another's trained weights (``crnn_tz`` with ``crnn``'s) names it here.
+    weights_owner: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -268,7 +271,7 @@ class Recognizer:
         """
         from tzbench_recognizers.checkpoints import read_judge_weights
 
-        state = read_judge_weights(path, self.name, key=self.weights_key)
+        state = read_judge_weights(path, self.weights_owner or self.name, key=self.weights_key)
         load_strict(self.net, state, source=str(path))
         self.net.to(self.device)
         self.weights_path = Path(path)

@@ -1,6 +1,7 @@
-"""Built-in judges: ppocr (offline, pretrained), the TextZoom judges crnn, moran, aster, the
-timm-based vitstr (trained here) and tesseract (when its binary is installed); plus the
-``train-recognizer`` command.
+"""Built-in judges: ppocr and ppocrv2 (offline, pretrained), the TextZoom judges crnn, moran,
+aster, crnn_tz (the CRNN judge with weights tzbench trained and ships), the timm-based vitstr
+(trained here) and tesseract (when its binary is installed); plus the ``train-recognizer``
+command.
 
 Only torch-free ``params`` modules are imported here, so listing judges stays cheap.
 """
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_recognizers() -> list[RecognizerSpec]:
-    """ppocr, crnn, moran, aster, vitstr and tesseract.
+    """ppocr, ppocrv2, crnn, moran, aster, crnn_tz (CRNN with weights shipped here), vitstr and tesseract.
 
     The TextZoom judges list their official file first and a file trained here
     (``<name>.safetensors``, from ``tzbench train-recognizer``) second: the runner uses the
@@ -59,6 +60,8 @@ def register_recognizers() -> list[RecognizerSpec]:
             needs_weights=False,
         ),
         *official,
+        RecognizerSpec(name="crnn_tz", target=crnn.TZ_TARGET, params=crnn.CRNNTZParams, summary=crnn.TZ_SUMMARY,
+                       paper=crnn.TZ_PAPER, charset=crnn.CHARSET, needs_weights=False),
         RecognizerSpec(name="vitstr", target=vitstr.TARGET, params=vitstr.ViTSTRParams, summary=vitstr.SUMMARY,
                        paper=vitstr.PAPER, charset=vitstr.CHARSET, weights=(vitstr.WEIGHTS,), needs_weights=True),
         RecognizerSpec(name="tesseract", target=TESS_TARGET, params=TesseractParams, summary=TESS_SUMMARY,

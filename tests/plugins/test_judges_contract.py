@@ -1,7 +1,7 @@
 """The judge contract, for every registered recognizer.
 
 Every judge returns one string per image for a batch, returns the same strings when asked
-twice, and, where it has real weights (ppocr and ppocrv2 always do; tesseract when installed), reads
+twice, and, where it has real weights (ppocr, ppocrv2 and crnn_tz always do; tesseract when installed), reads
 clean rendered words. The TextZoom judges and vitstr have no weights here, so for them the
 test checks strings and determinism only (their accuracy is shown by a training run; see
 docs/judges.md).
@@ -23,7 +23,7 @@ from tzbench_recognizers.samples import CLEAN_WORDS, render_clean_words
 
 WORDS = list(CLEAN_WORDS)
 #: Accuracy floors on the clean words, for judges that ship real weights.
-FLOORS = {"ppocr": 0.80, "ppocrv2": 0.80, "tesseract": 0.50}
+FLOORS = {"ppocr": 0.80, "ppocrv2": 0.80, "crnn_tz": 0.80, "tesseract": 0.50}
 # Judges with beam search or long attention loops are slow untrained on 2 CPU cores: they
 # read a smaller batch (the contract is the same).
 SMALL_BATCH = {"aster": 2, "moran": 8}
@@ -39,7 +39,7 @@ def words() -> tuple[torch.Tensor, list[str]]:
 
 
 def test_every_builtin_judge_is_listed() -> None:
-    assert {"ppocr", "ppocrv2", "crnn", "moran", "aster", "vitstr", "tesseract"} <= set(NAMES)
+    assert {"ppocr", "ppocrv2", "crnn", "crnn_tz", "moran", "aster", "vitstr", "tesseract"} <= set(NAMES)
 
 
 def _create(name: str):

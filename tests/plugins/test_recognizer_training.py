@@ -336,3 +336,70 @@ def test_cli_train_recognizer(tmp_path: Path) -> None:
     meta = json.loads(ckpt.with_suffix(".json").read_text())
     assert meta["params"]["depth"] == 1
     tzbench.create_recognizer("vitstr", device="cpu", weights=str(ckpt), **{k: v for k, v in meta["params"].items()})
+
+
+def test_judge_run_ships_as_float16_crnn_tz_weights(trained, tmp_path: Path) -> None:
+    """`weights ship --half` on a train-recognizer run: a crnn checkpoint in float16 with the
+    run's test scores as provenance, which crnn_tz reads exactly like crnn with those values."""
+    from tzbench.pretrained import export_pretrained
+
+    outcome, store, _ = trained
+    path, sha, prov = export_pretrained(store, outcome.run_id, tmp_path / "crnn_tz-test", half=True)
+    state, meta = read_recognizer_weights(path, "crnn")
+    assert meta["kind"] == "recognizer" and meta["provenance"]["dtype"] == "float16" and len(sha) == 64
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert {"synth:easy", "synth:all"} <= set(prov["test_scores"]["accuracy_hr/crnn"])
+    assert "val" not in json.dumps(prov["test_scores"]) and prov["steps"] == meta["step"]
+    x = _images(6, seed=3)
+    tz = _judge("crnn_tz", weights=str(path))
+    ref = _judge("crnn")
+    ref.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    assert tz.recognize(x) == ref.recognize(x) and tz.model_path == path
+    with pytest.raises(WeightsError, match="exists already"):
+        export_pretrained(store, outcome.run_id, tmp_path / "crnn_tz-test")
+
+
+def test_weights_add_checks_before_copying(trained, tmp_path: Path) -> None:
+    """weights add: the file must fit the judge, an existing file stays unless --replace, a
+    mistyped judge gets a did-you-mean; nothing is copied when refused."""
+    from tzbench.cli import main
+    from tzbench.home import weights_dir
+
+    outcome, _, _ = trained
+    best = str(outcome.best_checkpoint)
+
+    def run(*argv: str) -> int:
+        try:
+            main(["weights", "add", *argv])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert run("moran", best) == 2  # a crnn checkpoint does not fit moran
+    assert not weights_dir("moran").exists()
+    assert run("crnnn", best) == 2  # unknown judge
+    assert run("../../etc", best) == 2
+    assert not (weights_dir("crnn").parent.parent / "etc").exists()
+    assert run("crnn", best) == 0
+    target = weights_dir("crnn") / "crnn.safetensors"
+    original = target.read_bytes()
+    state, _ = read_recognizer_weights(best, "crnn")
+    other = tmp_path / "other.safetensors"
+    from tzbench.runner.checkpoint import save_checkpoint
+
+    save_checkpoint(other, {k: v + 1 if v.is_floating_point() else v for k, v in state.items()},
+                    {"kind": "recognizer", "recognizer": "crnn", "params": {"mode": "legacy"}})
+    assert run("crnn", str(other)) == 2 and target.read_bytes() == original
+    assert run("crnn", str(other), "--replace") == 0 and target.read_bytes() != original
+
+
+def test_weights_add_errors_name_the_problem(trained, capsys: pytest.CaptureFixture[str]) -> None:
+    from tzbench.cli import main
+
+    outcome, _, _ = trained
+    for argv, expected in ((["crnnn", str(outcome.best_checkpoint)], "Did you mean 'crnn'"),
+                           (["moran", str(outcome.best_checkpoint)], "judge 'crnn', not of 'moran'"),
+                           (["ppocr", str(outcome.best_checkpoint)], "reads no weights file")):
+        with pytest.raises(SystemExit):
+            main(["weights", "add", *argv])
+        assert expected in capsys.readouterr().err, argv

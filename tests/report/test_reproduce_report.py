@@ -33,7 +33,7 @@ def test_table4_plan_uses_registry_losses(catalog) -> None:  # noqa: ANN001
     # No VGG weights in the isolated home: the perceptual term is dropped *and said*.
     assert jobs["srresnet"].train.loss.params == {"perceptual_weight": 0.0}
     assert "perceptual" in jobs["srresnet"].notes[0]
-    assert all(j.eval.judges == ["ppocr", "ppocrv2"] for j in jobs.values())  # every judge available offline
+    assert all(j.eval.judges == ["ppocr", "ppocrv2", "crnn_tz"] for j in jobs.values())  # every judge available offline
     assert jobs["tsrn"].train.steps == BUDGETS["smoke"].steps
     # TextZoom's loop for every model: Adam 1e-3 / beta1 0.5 on loss*100, gradient norm clipped at 0.25.
     optim = jobs["vdsr"].train.optim
@@ -91,12 +91,13 @@ def test_smoke_reproduction_to_report(catalog, tmp_path: Path, monkeypatch: pyte
     assert {r.label for r in rows} == {"bicubic", "srcnn"}
     out = build_report(store, catalog, "synth", tmp_path / "rep", "table4", "smoke", grid_samples=4)
     names = {p.name for p in out.files}
-    # one figure and one set of columns per judge (the default judges: ppocr and ppocrv2)
-    assert names == {"table4.md", "table4.csv", "fig2_ppocr.png", "fig2_ppocrv2.png", "grid_hard.png"}
+    # one figure and one set of columns per judge (the default judges: ppocr, ppocrv2, crnn_tz)
+    assert names == {"table4.md", "table4.csv", "fig2_ppocr.png", "fig2_ppocrv2.png", "fig2_crnn_tz.png",
+                     "grid_hard.png"}
     table = list(csv.DictReader(io.StringIO((tmp_path / "rep" / "table4.csv").read_text())))
     assert [r["model"] for r in table] == ["bicubic", "srcnn"]
     bic = next(r for r in rows if r.model == "bicubic")
-    for judge in ("ppocr", "ppocrv2"):
+    for judge in ("ppocr", "ppocrv2", "crnn_tz"):
         assert float(table[0][f"{judge} avg"]) == pytest.approx(bic.average(judge) * 100)
         assert float(table[0][f"{judge} Δ vs bicubic"]) == 0.0
     grid = Image.open(tmp_path / "rep" / "grid_hard.png")
