@@ -32,6 +32,11 @@ KINDS: tuple[str, ...] = tuple(_HOOKS)
 S = TypeVar("S", bound=ComponentSpec)
 
 
+
+def _singular(kind: str) -> str:
+    """``losses`` -> ``loss``, ``sr-models`` -> ``sr model``: for messages."""
+    return (kind[:-2] if kind.endswith("sses") else kind[:-1]).replace("-", " ")
+
 class CatalogError(ValueError):
     """A catalog problem a user can fix: duplicate names, bad params, bad specs."""
 
@@ -86,7 +91,7 @@ class Catalog:
                     )
                 if spec.name in out:
                     raise CatalogError(
-                        f"duplicate {kind[:-1]} name {spec.name!r}: provided by plugin "
+                        f"duplicate {_singular(kind)} name {spec.name!r}: provided by plugin "
                         f"{out[spec.name].plugin!r} and by plugin {impl.plugin_name!r}"
                     )
                 out[spec.name] = Entry(spec, impl.plugin_name)
@@ -112,7 +117,7 @@ class Catalog:
             close = difflib.get_close_matches(name, table, n=3, cutoff=0.5)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise UnknownComponentError(
-                f"unknown {kind[:-1].replace('-', ' ')} {name!r}.{hint} Available: {', '.join(table) or '(none)'}"
+                f"unknown {_singular(kind)} {name!r}.{hint} Available: {', '.join(table) or '(none)'}"
             )
         return table[name]
 
@@ -126,7 +131,7 @@ class Catalog:
         try:
             return spec.params(**dict(params or {}))
         except ValidationError as exc:
-            raise CatalogError(f"invalid params for {kind[:-1]} {name!r}: {format_validation_error(exc, name)}") from exc
+            raise CatalogError(f"invalid params for {_singular(kind)} {name!r}: {format_validation_error(exc, name)}") from exc
 
     def create(self, kind: str, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """Validate params, import the target lazily and construct the component."""

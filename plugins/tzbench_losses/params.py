@@ -5,12 +5,13 @@ Defaults are the values of the paper each loss comes from; see docs/losses.md.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "VGG19_FILE",
+    "TextPriorParams",
     "VGG_LAYERS",
     "L1Params",
     "L2Params",
@@ -104,3 +105,13 @@ class SRResNetLossParams(_Params):
     perceptual_weight: float = Field(default=6e-3, ge=0, description="~1/12.75^2, SRGAN's VGG rescaling")
     vgg_weights: str | None = Field(default=None, description="as PerceptualParams.weights")
     vgg_layer: VGG_LAYERS = "relu5_4"
+
+
+class TextPriorParams(_Params):
+    """``text_prior``: an SR loss plus the divergence of a frozen CTC judge's readings of SR and HR."""
+
+    base: str = Field(default="tsrn_loss", description="the SR loss the text term is added to (a registered loss)")
+    base_params: dict[str, Any] = Field(default_factory=dict, description="params of the base loss")
+    judge: str = Field(default="crnn_tz", description="a judge with ctc_logits (frozen; reads SR and HR)")
+    weight: float = Field(default=0.01, ge=0, description="weight of the per-frame KL term")
+    temperature: float = Field(default=1.0, gt=0, description="softens both posteriors before the KL")

@@ -12,6 +12,7 @@ from tzbench_losses.params import (
     PerceptualParams,
     SRResNetLossParams,
     TSRNLossParams,
+    TextPriorParams,
     TVParams,
     VGG19_FILE,
 )
@@ -43,6 +44,9 @@ def register_losses() -> list[LossSpec]:
         LossSpec(name="perceptual", target="tzbench_losses.perceptual:PerceptualLoss",
                  params=PerceptualParams, summary="VGG19 feature distance (needs user-provided VGG19 weights)",
                  paper="Johnson et al., ECCV 2016; Ledig et al., CVPR 2017", weights_file=VGG19_FILE),
+        LossSpec(name="text_prior", target="tzbench_losses.text_prior:TextPriorLoss", params=TextPriorParams,
+                 summary="an SR loss + KL between a frozen CTC judge's per-frame readings of SR and HR (crnn_tz)",
+                 paper="text-prior loss of TPGSR (Ma et al., TIP 2023) / TATT (Ma et al., CVPR 2022)"),
         LossSpec(name="srresnet_loss", target="tzbench_losses.srresnet_loss:SRResNetLoss",
                  params=SRResNetLossParams, summary="SRResNet: L2 + TV + perceptual (VGG19 weights unless "
                  "perceptual_weight=0)", paper="Ledig et al., CVPR 2017; " + _TEXTZOOM,

@@ -35,6 +35,11 @@ class CRNNRecognizer(Recognizer):
         gray = legacy_gray(images, self.input_size)
         return gray if self.mode == "legacy" else to_signed(gray)
 
+    def ctc_logits(self, images: Tensor) -> Tensor:
+        """Per-frame logits ``(T, B, 37)`` of ``images`` in ``[0, 1]``, with gradients (for
+        training losses that read SR outputs through this network; the blank is class 0)."""
+        return self.net(self.preprocess(images))
+
     def decode(self, output: Tensor) -> list[str]:
         # (T, B, C) logits -> (B, T) frame ids
         return ctc_greedy_decode(output.argmax(2).transpose(0, 1), CHARSET, raw=False)
