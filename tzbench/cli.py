@@ -351,7 +351,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     @app.command()
     def leaderboard(
         subset: Annotated[Subset, typer.Option(help="subset ranked by")] = Subset.all,
-        recognizer: Annotated[str, typer.Option(help="judge whose accuracy ranks the models")] = "ppocr",
+        recognizer: Annotated[Optional[str], typer.Option(
+            help="judge whose accuracy ranks the models (default: registry.yaml selection_judge)")] = None,
         metric: Annotated[Metric, typer.Option(help="ranking metric")] = Metric.accuracy,
         benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
         protocol: Annotated[str, typer.Option(help="clean or legacy (never mixed)")] = "clean",
@@ -364,6 +365,10 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
     ) -> None:
         """Best comparable eval run per model; every column comes from that same run."""
         store = _store(db)
+        if recognizer is None:
+            from tzbench.registry import load_registry
+
+            recognizer = load_registry().selection_judge
         rows = store.leaderboard(benchmark, subset.value, recognizer, metric.value, protocol, include_incomparable)
         table, cols = _board_table(rows, view, subset.value, recognizer)
         if not table and format is OutFormat.table:

@@ -103,7 +103,7 @@ class TrainConfig(_Strict):
     selection_judge: str | None = Field(
         default=None,
         description="judge whose val accuracy selects the best checkpoint; None: the protocol's judge "
-        "(clean: registry selection_judge, legacy: aster); 'psnr' or '-': select by PSNR",
+        "(clean: registry selection_judge, legacy: registry legacy_selection_judge); 'psnr' or '-': select by PSNR",
     )
     judges: list[str] = Field(default_factory=_default_judges, description="registry.yaml default_judges")
     eval_after: bool = Field(default=True, description="evaluate the best checkpoint on test when done")

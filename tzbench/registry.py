@@ -45,12 +45,16 @@ class Registry(_Strict):
     benchmarks: dict[str, BenchmarkEntry]
     judges: dict[str, JudgeEntry]
     selection_judge: str
+    #: The judge of the legacy protocol's selection (TextZoom selected with ASTER on the test subsets).
+    legacy_selection_judge: str = "aster"
     default_judges: list[str] = Field(default_factory=list)
     metrics: dict[str, MetricEntry]
     protocols: list[str]
     losses: dict[str, str] = Field(default_factory=dict, description="each model's Table 4 loss")
     recipes: dict[str, dict[str, dict[str, Any]]]
     baselines: list[str]
+    #: The paper's experiments ``tzbench reproduce`` runs: each one's models, in the paper's row order.
+    experiments: dict[str, list[str]] = Field(default_factory=dict)
 
     def recipe(self, model: str, name: str = "paper") -> dict[str, Any]:
         """Recipe ``name``'s default settings, then ``model``'s own entry, with the model's loss."""

@@ -280,7 +280,7 @@ class Store:
         self,
         benchmark: str,
         subset: str = "all",
-        recognizer: str = "ppocr",
+        recognizer: str | None = None,
         metric: str = "accuracy",
         protocol: str | None = "clean",
         include_incomparable: bool = False,
@@ -288,7 +288,12 @@ class Store:
         """Best finished eval run per model by ``metric`` on ``subset``; columns from that run.
 
         A single window query ranks each model's runs; ties go to the earlier run.
+        ``recognizer`` defaults to registry.yaml's ``selection_judge``.
         """
+        if recognizer is None:
+            from tzbench.registry import load_registry
+
+            recognizer = load_registry().selection_judge
         rec = NO_RECOGNIZER if metric in ("psnr", "ssim") else recognizer
         ranked = (
             select(

@@ -14,7 +14,6 @@ from tzbench.config import ConfigError
 from tzbench.db.store import Store
 from tzbench.registry import load_registry
 from tzbench.report.figures import accuracy_bars, image_grid
-from tzbench.report.reproduce import TABLE3_ROWS
 from tzbench.report.tables import ReportRow, collect_rows, to_csv, to_markdown
 
 __all__ = ["ReportFiles", "build_report"]
@@ -83,9 +82,11 @@ def build_report(
     if not rows:
         what = f"experiment {experiment!r} budget {budget!r}" if experiment else "comparable eval runs"
         raise ConfigError(f"no finished {what} for benchmark {benchmark!r} in {store.url}")
-    # The paper's row order: bicubic, the baselines as registry.yaml lists them, then TSRN's
-    # ablation ladder; anything else (third-party models) after them, alphabetically.
-    paper = [*load_registry().baselines, *TABLE3_ROWS]
+    # The paper's row order: this experiment's models as registry.yaml lists them (Table 4 for a
+    # plain leaderboard), then those of the other experiments; anything else (third-party
+    # models) after them, alphabetically.
+    experiments = load_registry().experiments
+    paper = [*experiments.get(experiment or "table4", []), *(m for rows in experiments.values() for m in rows)]
     order = {m: i for i, m in enumerate(dict.fromkeys(paper))}
     rows.sort(key=lambda r: (order.get(r.model, len(order)), r.model, r.label))
     out_dir.mkdir(parents=True, exist_ok=True)

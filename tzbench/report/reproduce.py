@@ -68,9 +68,6 @@ BUDGETS: dict[str, Budget] = {
                   note="the cpu recipe: warm-up + cosine, EMA, batch 16; converges on a 2-core CPU"),
 }
 
-TABLE3_ROWS = ("srresnet", "tsrn_srb", "tsrn_srb_align", "tsrn")
-
-
 @dataclass
 class Job:
     """One model's train + eval in an experiment."""
@@ -160,14 +157,9 @@ def plan(
     budget = BUDGETS[budget_name]
     dataset = registry.benchmarks[benchmark].dataset
     judges = judges or available_judges(catalog, registry)
-    if experiment == "table4":
-        models = [*registry.baselines, "tsrn"]
-    elif experiment == "table3":
-        models = list(TABLE3_ROWS)
-    elif experiment == "syn-vs-real":
-        models = ["tsrn"]
-    else:
-        raise ConfigError(f"unknown experiment {experiment!r}; expected table4, table3 or syn-vs-real")
+    if experiment not in registry.experiments:
+        raise ConfigError(f"unknown experiment {experiment!r}; registry.yaml has {', '.join(registry.experiments)}")
+    models = list(registry.experiments[experiment])
     if only:
         unknown = sorted(set(only) - set(models))
         if unknown:

@@ -84,7 +84,6 @@ __all__ = [
     "resume_config",
     "RESUME_MAY_CHANGE",
     "TrainFailed",
-    "LEGACY_SELECTION_JUDGE",
 ]
 
 log = logging.getLogger("tzbench.runner")
@@ -96,8 +95,6 @@ RESUME_MAY_CHANGE: frozenset[str] = frozenset({
     "steps", "checkpoint_every", "val_every", "eval_after", "judges", "device", "out_dir",
     "data.num_workers", "optim.lr", "optim.grad_clip",
 })
-#: TextZoom selected its checkpoints with ASTER's accuracy on the test subsets.
-LEGACY_SELECTION_JUDGE = "aster"
 
 
 @dataclass
@@ -189,7 +186,7 @@ def _selection(cfg: TrainConfig, provider: Any, catalog: Catalog, device: torch.
     name = cfg.selection_judge
     if cfg.protocol == "legacy":
         sets = {s: provider.load("test", s) for s in cfg.data.subsets}
-        name = name or LEGACY_SELECTION_JUDGE
+        name = name or load_registry().legacy_selection_judge
     else:
         sets = {"val": provider.load("val", None)}
         name = name or load_registry().selection_judge
