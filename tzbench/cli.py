@@ -128,12 +128,17 @@ def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> 
     ``judges``: one column per judge that read any ranked run, the ranking judge first, then
     registry.yaml's default judges, then the rest by name.
     """
-    base = [{"rank": i + 1, "model": r.sr_model, "run": r.run_id, "psnr": r.values.get("psnr"),
-             "ssim": r.values.get("ssim"), "n": r.n_samples} for i, r in enumerate(rows)]
+    # Competition ranking: equal scores share a rank (1, 2, 2, 4), never ordered by chance.
+    ranks = [1 + sum(1 for o in rows if o.score > r.score) for r in rows]
+    base = [{"rank": rank, "model": r.sr_model, "run": r.run_id, "psnr": r.values.get("psnr"),
+             "ssim": r.values.get("ssim"), "n": r.n_samples,
+             "comparable": "yes" if r.comparable else f"no: {r.reason or 'see runs show'}"}
+            for rank, r in zip(ranks, rows)]
     if view is Board.subsets:
         for row, r in zip(base, rows):
             row.update(r.values)
-        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n"]
+        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n",
+                      *(["comparable"] if any(not r.comparable for r in rows) else [])]
     from tzbench.registry import load_registry
 
     seen = {j for r in rows for j, by_subset in r.judges.items() if subset in by_subset}
@@ -141,7 +146,18 @@ def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> 
     judges = [j for i, j in enumerate(order) if j in seen and j not in order[:i]]
     for row, r in zip(base, rows):
         row.update({j: r.judges.get(j, {}).get(subset) for j in judges})
-    return base, ["rank", "model", "run", *judges, "psnr", "ssim", "n"]
+    return base, ["rank", "model", "run", *judges, "psnr", "ssim", "n",
+                  *(["comparable"] if any(not r.comparable for r in rows) else [])]
+
+
+def _board_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A leaderboard row for the terminal: accuracies as percent (1 decimal), PSNR 2, SSIM 3."""
+    out = dict(row)
+    for key, value in row.items():
+        if not isinstance(value, float):
+            continue
+        out[key] = f"{value:.2f}" if key == "psnr" else f"{value:.3f}" if key == "ssim" else f"{100 * value:.1f}"
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -373,6 +389,8 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         table, cols = _board_table(rows, view, subset.value, recognizer)
         if not table and format is OutFormat.table:
             console.print(f"no finished comparable eval runs for benchmark {benchmark!r} ({protocol} protocol) in {store.url}")
+        if format is OutFormat.table:  # readable at 80 columns: accuracy in percent, fewer digits
+            table = [_board_cells(row) for row in table]
         for row in table:  # exports name what was read, not only the table title
             row.update(benchmark=benchmark, protocol=protocol, subset=subset.value)
         _emit(table, cols, format,

@@ -193,3 +193,50 @@ def test_a_lost_runs_table_never_hands_old_results_to_new_runs(tmp_path: Path) -
     s.add_results(new, [ResultRow("easy", "ppocr", "accuracy", 0.9, n_samples=1)])
     assert new > old and [r.subset for r in s.results(new)] == ["easy"]
     assert s.count(Result) == 5  # nothing lost
+
+
+def test_the_leaderboard_view_ranks_like_store_leaderboard(db_url: str) -> None:
+    """datasette / psql users see the same ranking as `tzbench leaderboard` (SQL view `leaderboard`)."""
+    from sqlalchemy import text
+
+    s = Store(db_url)
+    _eval_run(s, "srcnn", {"hard": 0.30, "all": 0.50}, 21.0)
+    _eval_run(s, "srcnn", {"hard": 0.40, "all": 0.45}, 22.0)
+    _eval_run(s, "tsrn", {"hard": 0.35, "all": 0.60}, 20.0)
+    _eval_run(s, "vdsr", {"hard": 0.35, "all": 0.10}, 20.0)
+    _eval_run(s, "rdn", {"hard": 0.90, "all": 0.90}, 30.0, comparable=False)
+    _eval_run(s, "edsr", {"hard": 0.99, "all": 0.99}, 30.0, status="failed")
+    with s.engine.connect() as conn:
+        for subset in ("all", "hard"):
+            got = conn.execute(text("SELECT sr_model, run_id, rank FROM leaderboard WHERE benchmark='synth' AND "
+                                    "protocol='clean' AND subset=:s AND recognizer='ppocr' AND metric='accuracy' "
+                                    "ORDER BY rank, sr_model"), {"s": subset}).all()
+            want = s.leaderboard("synth", subset, "ppocr")
+            assert sorted((m, r) for m, r, _ in got) == sorted((w.sr_model, w.run_id) for w in want)
+            assert [m for m, _, _ in got][0] == want[0].sr_model
+        ranks = dict(conn.execute(text("SELECT sr_model, rank FROM leaderboard WHERE subset='hard' AND "
+                                       "recognizer='ppocr'")).all())
+    assert ranks == {"srcnn": 1, "tsrn": 2, "vdsr": 2}  # a tie shares its rank
+    Store(db_url)  # reopening keeps the view
+
+
+def test_leaderboard_ties_share_a_rank_and_incomparable_rows_say_why(db_url: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tzbench.cli import main
+
+    s = Store(db_url)
+    for model in ("srcnn", "vdsr", "edsr"):
+        _eval_run(s, model, {"all": 0.0}, 20.0)
+    _eval_run(s, "tsrn", {"all": 0.5}, 20.0)
+    odd = _eval_run(s, "rdn", {"all": 0.0}, 20.0, comparable=False)
+    s.update_run(odd, message="max_samples limits the test set")
+    main(["leaderboard", "--db", db_url, "--format", "json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["rank"]) for r in rows][0] == ("tsrn", 1)
+    assert sorted(r["rank"] for r in rows[1:]) == [2, 2, 2]  # three zeros tie (they were ranks 2, 3, 4)
+    main(["leaderboard", "--db", db_url, "--format", "csv", "--include-incomparable"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(",comparable")
+    assert [ln for ln in lines if ",rdn," in ln][0].endswith("no: max_samples limits the test set")

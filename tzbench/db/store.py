@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -69,6 +69,9 @@ class LeaderboardRow:
     finished_at: datetime | None
     #: Accuracy of every judge that read this run: ``{judge: {subset: value}}``.
     judges: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Whether the run is comparable (only ``include_incomparable`` lists others) and why not.
+    comparable: bool = True
+    reason: str = ""
 
 
 def _check_sqlite_path(url: str) -> None:
@@ -111,8 +114,15 @@ class Store:
         if create:
             try:
                 self._retry(lambda: Base.metadata.create_all(self.engine))
+                self._retry(self._create_views)
             except DatabaseError as exc:  # OperationalError, or a file that is not SQLite at all
                 raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
+
+    def _create_views(self) -> None:
+        """The ``leaderboard`` view: :meth:`leaderboard`'s ranking in SQL, for datasette and psql."""
+        create = "CREATE VIEW IF NOT EXISTS" if self.is_sqlite else "CREATE OR REPLACE VIEW"
+        with self.engine.begin() as conn:
+            conn.execute(text(f"{create} leaderboard AS {LEADERBOARD_SQL}"))
 
     # -- plumbing -----------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:
@@ -124,8 +134,8 @@ class Store:
             try:
                 return fn()
             except OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" not in text and "already exists" not in text) or i == attempts - 1:
+                msg = str(exc).lower()
+                if ("locked" not in msg and "already exists" not in msg) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
         raise AssertionError("unreachable")
@@ -338,8 +348,26 @@ class Store:
                     elif r.metric in ("psnr", "ssim") and r.subset == "all":
                         values[r.metric] = r.value
                 rows.append(LeaderboardRow(model, run_id, float(score), values, n, run.provider, run.finished_at,
-                                           judges))
+                                           judges, bool(run.comparable), "" if run.comparable else run.message or ""))
         return rows
+
+
+#: Best comparable finished eval run per model for every (benchmark, protocol, subset, judge,
+#: metric), ranked; a tie in value shares a rank, and between one model's runs the earlier wins,
+#: as in :meth:`Store.leaderboard`. PSNR/SSIM rows carry recognizer '-'.
+LEADERBOARD_SQL = """
+SELECT benchmark, protocol, subset, recognizer, metric, sr_model, run_id, value, n_samples,
+       RANK() OVER (PARTITION BY benchmark, protocol, subset, recognizer, metric ORDER BY value DESC) AS rank
+FROM (
+    SELECT r.benchmark AS benchmark, r.protocol AS protocol, x.subset AS subset, x.recognizer AS recognizer,
+           x.metric AS metric, r.sr_model AS sr_model, r.id AS run_id, x.value AS value, x.n_samples AS n_samples,
+           ROW_NUMBER() OVER (PARTITION BY r.benchmark, r.protocol, x.subset, x.recognizer, x.metric, r.sr_model
+                              ORDER BY x.value DESC, r.id ASC) AS pick
+    FROM runs r JOIN results x ON x.run_id = r.id
+    WHERE r.kind = 'eval' AND r.status = 'finished' AND r.comparable AND x.step = -1
+) best
+WHERE pick = 1
+"""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
