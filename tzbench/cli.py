@@ -160,6 +160,13 @@ def _board_cells(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _print_yaml(cfg: Any) -> None:
+    """The resolved config as YAML: the format ``--config`` reads back."""
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
@@ -263,7 +270,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
 
             cfg = cfg.model_copy(update={"steps": steps_for_epochs(cfg, int(recipe_epochs), catalog)})
         if print_config:
-            out.print_json(cfg.model_dump_json())
+            _print_yaml(cfg)
             return
         if nproc > 1:
             if env_world().enabled:
@@ -357,7 +364,7 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         for j in cfg.judges:
             catalog.entry("recognizers", j)
         if print_config:
-            out.print_json(cfg.model_dump_json())
+            _print_yaml(cfg)
             return
         store = _store(db)
         outcome = evaluate(cfg, store, catalog, progress=not no_progress)

@@ -101,14 +101,35 @@ def test_recipes_resolve_per_model_with_their_loss() -> None:
 
 
 def test_train_recipe_option_builds_and_records_the_recipe(capsys: pytest.CaptureFixture[str]) -> None:
-    import json
+    import yaml
 
     from tzbench.cli import main
 
     main(["train", "srcnn", "--recipe", "cpu", "--set", "steps=7", "--print-config"])
-    cfg = json.loads(capsys.readouterr().out)
+    cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["recipe"] == "cpu" and cfg["steps"] == 7  # --set wins over the recipe
     assert cfg["optim"]["schedule"] == "cosine" and cfg["loss"]["name"] == "l2"
     with pytest.raises(SystemExit) as exc:
         main(["train", "srcnn", "--recipe", "gpu", "--print-config"])
     assert exc.value.code == 2 and "unknown recipe" in capsys.readouterr().err
+
+
+def test_a_run_folder_holds_a_config_that_reruns_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """config.yaml in the run folder, and --print-config's YAML, read back through --config."""
+    import yaml
+
+    from tzbench.cli import main
+    from tzbench.db.store import Store
+
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    small = ["--set", "data.params.n_train=40", "--set", "data.params.n_test=8", "--set", "data.batch_size=8",
+             "--set", "val_every=2", "--set", "val_max_samples=4", "--set", "selection_judge=psnr",
+             "--set", "eval_after=false", "--set", f"out_dir={tmp_path / 'runs'}"]
+    main(["train", "srcnn", "--steps", "2", "--db", db, "--no-progress", "--set", "optim.lr=0.002", *small])
+    (run,) = Store(db).list_runs(kind="train")
+    saved = Path(run.config["run_dir"]) / "config.yaml"
+    capsys.readouterr()
+    main(["train", "srcnn", "--config", str(saved), "--print-config"])
+    again = yaml.safe_load(capsys.readouterr().out)
+    assert again == yaml.safe_load(saved.read_text()) and again["optim"]["lr"] == 0.002 and again["steps"] == 2
+    assert load_config(TrainConfig, {"model": {"name": "srcnn"}}, saved).model_dump(mode="json") == again

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from tzbench.catalog import Catalog
@@ -39,6 +40,7 @@ from tzbench.registry import load_registry
 from tzbench.weights import sha256_file
 from tzbench.runner.checkpoint import (
     TRAINING_STATE,
+    atomic_write_bytes,
     capture_rng,
     checkpoint_paths,
     new_run_dir,
@@ -555,6 +557,9 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"),
                              config={**cfg.model_dump(mode="json"), "run_dir": str(run_dir), "runtime": runtime,
                                      "selection": sel.describe()})
+        # Re-runnable as is: tzbench train MODEL --config <run folder>/config.yaml
+        atomic_write_bytes(run_dir / "config.yaml",
+                           yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode())
         shared = (run_id, str(run_dir))
     else:
         shared = None
