@@ -25,3 +25,24 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 def db_url(tmp_path: Path) -> str:
     """A fresh SQLite database in a temporary folder."""
     return f"sqlite:///{tmp_path / 'tz.db'}"
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # noqa: ANN201 - a tests/pg_server.PgServer
+    """A throw-away PostgreSQL cluster for the session (skips when the server is not installed)."""
+    from pg_server import start_server
+
+    try:
+        server = start_server()
+    except FileNotFoundError as exc:
+        pytest.skip(f"{exc}; the SQLite half of these tests ran")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend the run store supports: SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tz.db'}"
+    return request.getfixturevalue("pg_server").new_database()

@@ -1,4 +1,5 @@
-"""Store: provenance rows, leaderboard semantics, bad URLs, concurrent writers."""
+"""Store: provenance rows, leaderboard semantics, bad URLs, concurrent writers; on SQLite and on
+PostgreSQL (a throw-away cluster, tests/pg_server.py) wherever the behaviour is the backend's."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def _eval_run(store: Store, model: str, accs: dict[str, float], psnr: float, *, 
     return rid
 
 
-def test_leaderboard_best_run_per_model_columns_from_that_run(db_url: str) -> None:
-    s = Store(db_url)
+def test_leaderboard_best_run_per_model_columns_from_that_run(store_url: str) -> None:
+    s = Store(store_url)
     a1 = _eval_run(s, "srcnn", {"hard": 0.30, "all": 0.50}, 21.0)
     a2 = _eval_run(s, "srcnn", {"hard": 0.40, "all": 0.45}, 22.0)
     b = _eval_run(s, "tsrn", {"hard": 0.35, "all": 0.60}, 20.0)
@@ -45,8 +46,8 @@ def test_leaderboard_best_run_per_model_columns_from_that_run(db_url: str) -> No
     assert [r.sr_model for r in s.leaderboard("synth", metric="psnr")] == ["srcnn", "tsrn"]
 
 
-def test_results_unique_and_replace(db_url: str) -> None:
-    s = Store(db_url)
+def test_results_unique_and_replace(store_url: str) -> None:
+    s = Store(store_url)
     rid = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")
     s.add_results(rid, [ResultRow("val", "-", "psnr", 20.0, step=100)])
     s.add_results(rid, [ResultRow("val", "-", "psnr", 21.0, step=100)])  # e.g. a resumed run re-validating
@@ -54,8 +55,8 @@ def test_results_unique_and_replace(db_url: str) -> None:
     assert [(r.step, r.value) for r in rows] == [(100, 21.0)]
 
 
-def test_delete_run_removes_results(db_url: str) -> None:
-    s = Store(db_url)
+def test_delete_run_removes_results(store_url: str) -> None:
+    s = Store(store_url)
     rid = _eval_run(s, "srcnn", {"all": 0.5}, 20.0)
     s.delete_run(rid)
     assert s.count(Run) == 0 and s.count(Result) == 0
@@ -82,8 +83,8 @@ def test_unwritable_and_bad_urls(tmp_path: Path) -> None:
             Store(f"sqlite:///{ro / 'x.db'}")
 
 
-def test_dead_running_run_is_reaped(db_url: str) -> None:
-    s = Store(db_url)
+def test_dead_running_run_is_reaped(store_url: str) -> None:
+    s = Store(store_url)
     proc = mp.get_context("spawn").Process(target=os.getpid)
     proc.start()
     proc.join()
@@ -101,16 +102,16 @@ def _writer(url: str, worker: int, n_runs: int) -> None:
         s.finish_run(rid)
 
 
-def test_eight_concurrent_writers_lose_nothing(db_url: str) -> None:
-    Store(db_url)  # create the schema once, as the CLI would have
+def test_eight_concurrent_writers_lose_nothing(store_url: str) -> None:
+    Store(store_url)  # create the schema once, as the CLI would have
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(db_url, w, 10)) for w in range(8)]
+    procs = [ctx.Process(target=_writer, args=(store_url, w, 10)) for w in range(8)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert all(p.exitcode == 0 for p in procs)
-    s = Store(db_url)
+    s = Store(store_url)
     assert s.count(Run) == 80 and s.count(Result) == 240
     assert all(r.status == "finished" for r in s.list_runs(limit=100))
 
@@ -120,10 +121,10 @@ def _first_user(url: str, worker: int, barrier: object) -> None:
     _writer(url, worker, 2)
 
 
-def test_concurrent_first_use_of_a_new_database(tmp_path: Path) -> None:
+def test_concurrent_first_use_of_a_new_database(store_url: str) -> None:
     """Several processes creating one new DB's tables at once: one used to fail with
     "table runs already exists" (create_all was retried only on "locked")."""
-    url = f"sqlite:///{tmp_path / 'new.db'}"
+    url = store_url
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(6)
     procs = [ctx.Process(target=_first_user, args=(url, w, barrier)) for w in range(6)]
@@ -135,12 +136,12 @@ def test_concurrent_first_use_of_a_new_database(tmp_path: Path) -> None:
     assert Store(url).count(Run) == 12 and Store(url).count(Result) == 36
 
 
-def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from tzbench.cli import main
 
-    s = Store(db_url)
+    s = Store(store_url)
     rid = _eval_run(s, "tsrn", {"hard": 0.40, "all": 0.60}, 23.0)
     s.add_results(rid, [ResultRow("hard", "ppocrv2", "accuracy", 0.28, n_samples=100),
                         ResultRow("hard", "crnn_tz", "accuracy", 0.22, n_samples=100)])
@@ -149,22 +150,22 @@ def test_leaderboard_shows_one_column_per_judge_from_the_ranked_run(db_url: str,
     (tsrn,) = [r for r in s.leaderboard("synth", "hard") if r.sr_model == "tsrn"]
     assert tsrn.judges == {"ppocr": {"hard": 0.40, "all": 0.60}, "ppocrv2": {"hard": 0.28}, "crnn_tz": {"hard": 0.22}}
 
-    main(["leaderboard", "--db", db_url, "--subset", "hard", "--format", "json"])
+    main(["leaderboard", "--db", store_url, "--subset", "hard", "--format", "json"])
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == ["bicubic", "tsrn"]
     want = {"ppocr": 0.40, "ppocrv2": 0.28, "crnn_tz": 0.22, "subset": "hard", "benchmark": "synth", "protocol": "clean"}
     assert {k: rows[1][k] for k in want} == want
     assert rows[0]["crnn_tz"] is None  # not read by that judge: empty, never another run's value
-    main(["leaderboard", "--db", db_url, "--subset", "hard", "--format", "csv"])
+    main(["leaderboard", "--db", store_url, "--subset", "hard", "--format", "csv"])
     assert capsys.readouterr().out.splitlines()[0] == "rank,model,run,ppocr,ppocrv2,crnn_tz,psnr,ssim,n"
-    main(["leaderboard", "--db", db_url, "--view", "subsets", "--recognizer", "ppocrv2", "--subset", "hard",
+    main(["leaderboard", "--db", store_url, "--view", "subsets", "--recognizer", "ppocrv2", "--subset", "hard",
           "--format", "csv"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("rank,model,run,acc_easy") and lines[1].startswith("1,tsrn,")  # ranked by ppocrv2
 
 
-def test_a_run_still_running_is_not_deleted(db_url: str) -> None:
-    s = Store(db_url)
+def test_a_run_still_running_is_not_deleted(store_url: str) -> None:
+    s = Store(store_url)
     live = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")  # this process: alive
     s.add_results(live, [ResultRow("val", "-", "psnr", 20.0, step=100)])
     with pytest.raises(StoreError, match=f"run {live} is still running \\(pid {os.getpid()} on .*nothing deleted"):
@@ -179,27 +180,31 @@ def test_a_run_still_running_is_not_deleted(db_url: str) -> None:
         s.get_run(live)
 
 
-def test_a_lost_runs_table_never_hands_old_results_to_new_runs(tmp_path: Path) -> None:
+def test_a_lost_runs_table_never_hands_old_results_to_new_runs(store_url: str) -> None:
     from sqlalchemy import text
 
-    url = f"sqlite:///{tmp_path / 'tz.db'}"
-    s = Store(url)
+    s = Store(store_url)
     old = _eval_run(s, "tsrn", {"easy": 0.5, "medium": 0.4, "hard": 0.3}, 22.0)
     with s.engine.begin() as conn:
-        conn.execute(text("PRAGMA foreign_keys=OFF"))
-        conn.execute(text("DROP TABLE runs"))
-    s = Store(url)  # recreates an empty runs table; the old results stay
+        if s.is_sqlite:
+            conn.execute(text("PRAGMA foreign_keys=OFF"))
+            conn.execute(text("DROP TABLE runs"))
+        else:  # the foreign key and the leaderboard view go with it
+            conn.execute(text("DROP TABLE runs CASCADE"))
+    s = Store(store_url)  # recreates an empty runs table; the old results stay
     new = s.start_run(kind="eval", sr_model="srcnn", benchmark="synth")
     s.add_results(new, [ResultRow("easy", "ppocr", "accuracy", 0.9, n_samples=1)])
     assert new > old and [r.subset for r in s.results(new)] == ["easy"]
     assert s.count(Result) == 5  # nothing lost
+    later = s.start_run(kind="eval", sr_model="vdsr", benchmark="synth")  # the id sequence followed
+    assert later == new + 1
 
 
-def test_the_leaderboard_view_ranks_like_store_leaderboard(db_url: str) -> None:
+def test_the_leaderboard_view_ranks_like_store_leaderboard(store_url: str) -> None:
     """datasette / psql users see the same ranking as `tzbench leaderboard` (SQL view `leaderboard`)."""
     from sqlalchemy import text
 
-    s = Store(db_url)
+    s = Store(store_url)
     _eval_run(s, "srcnn", {"hard": 0.30, "all": 0.50}, 21.0)
     _eval_run(s, "srcnn", {"hard": 0.40, "all": 0.45}, 22.0)
     _eval_run(s, "tsrn", {"hard": 0.35, "all": 0.60}, 20.0)
@@ -217,26 +222,26 @@ def test_the_leaderboard_view_ranks_like_store_leaderboard(db_url: str) -> None:
         ranks = dict(conn.execute(text("SELECT sr_model, rank FROM leaderboard WHERE subset='hard' AND "
                                        "recognizer='ppocr'")).all())
     assert ranks == {"srcnn": 1, "tsrn": 2, "vdsr": 2}  # a tie shares its rank
-    Store(db_url)  # reopening keeps the view
+    Store(store_url)  # reopening keeps the view
 
 
-def test_leaderboard_ties_share_a_rank_and_incomparable_rows_say_why(db_url: str,
+def test_leaderboard_ties_share_a_rank_and_incomparable_rows_say_why(store_url: str,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from tzbench.cli import main
 
-    s = Store(db_url)
+    s = Store(store_url)
     for model in ("srcnn", "vdsr", "edsr"):
         _eval_run(s, model, {"all": 0.0}, 20.0)
     _eval_run(s, "tsrn", {"all": 0.5}, 20.0)
     odd = _eval_run(s, "rdn", {"all": 0.0}, 20.0, comparable=False)
     s.update_run(odd, message="max_samples limits the test set")
-    main(["leaderboard", "--db", db_url, "--format", "json"])
+    main(["leaderboard", "--db", store_url, "--format", "json"])
     rows = json.loads(capsys.readouterr().out)
     assert [(r["model"], r["rank"]) for r in rows][0] == ("tsrn", 1)
     assert sorted(r["rank"] for r in rows[1:]) == [2, 2, 2]  # three zeros tie (they were ranks 2, 3, 4)
-    main(["leaderboard", "--db", db_url, "--format", "csv", "--include-incomparable"])
+    main(["leaderboard", "--db", store_url, "--format", "csv", "--include-incomparable"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(",comparable")
     assert [ln for ln in lines if ",rdn," in ln][0].endswith("no: max_samples limits the test set")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
@@ -113,8 +113,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
             try:
-                self._retry(lambda: Base.metadata.create_all(self.engine))
-                self._retry(self._create_views)
+                self._retry(lambda: Base.metadata.create_all(self.engine), creating=True)
+                self._retry(self._create_views, creating=True)
             except DatabaseError as exc:  # OperationalError, or a file that is not SQLite at all
                 raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
 
@@ -125,17 +125,20 @@ class Store:
             conn.execute(text(f"{create} leaderboard AS {LEADERBOARD_SQL}"))
 
     # -- plumbing -----------------------------------------------------------------------
-    def _retry(self, fn: Callable[[], T], attempts: int = 20) -> T:
+    def _retry(self, fn: Callable[[], T], attempts: int = 20, creating: bool = False) -> T:
         # SQLite's busy timeout covers most contention; a few retries cover lock upgrades that
         # SQLite refuses immediately (SQLITE_BUSY on a deferred transaction), and the race of
         # several processes creating a new database's tables at once (create_all checks, then
-        # creates: the loser sees "table ... already exists" and, retried, finds them).
+        # creates: the loser sees "table ... already exists", or on PostgreSQL a duplicate key in
+        # its catalog, and, retried, finds them).
         for i in range(attempts):
             try:
                 return fn()
-            except OperationalError as exc:
+            except (OperationalError, IntegrityError, ProgrammingError) as exc:
                 msg = str(exc).lower()
-                if ("locked" not in msg and "already exists" not in msg) or i == attempts - 1:
+                race = creating and ("already exists" in msg or "duplicate key" in msg)
+                locked = isinstance(exc, OperationalError) and "locked" in msg
+                if not (race or locked) or i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
         raise AssertionError("unreachable")
@@ -171,10 +174,13 @@ class Store:
             # Results whose run row is gone (a lost or hand-edited runs table) must never be
             # adopted by a new run that the database would give the same id.
             top_result = s.scalar(select(func.max(Result.run_id)))
-            if top_result is not None and top_result > (s.scalar(select(func.max(Run.id))) or 0):
+            explicit = top_result is not None and top_result > (s.scalar(select(func.max(Run.id))) or 0)
+            if explicit:
                 run.id = top_result + 1
             s.add(run)
             s.flush()
+            if explicit and not self.is_sqlite:  # PostgreSQL's serial does not follow an explicit id
+                s.execute(text("SELECT setval(pg_get_serial_sequence('runs', 'id'), :v)"), {"v": run.id})
             return run.id
 
         return self._write(fn)
