@@ -225,3 +225,54 @@ def test_unwritable_out_dir_fails_the_row_with_the_reason(tmp_path: Path, capsys
     Image.new("RGB", (30, 10)).save(img)
     code, _, err = cli(["sr", str(img), "--model", "bicubic", "--out", str(blocker)], capsys)
     assert code == 2 and "is a file, not a folder" in err and blocker.read_text().startswith("a file")
+
+
+def test_lr_may_change_on_resume_only_after_a_nonfinite_stop(tmp_path: Path, db_url: str) -> None:
+    """docs/runs.md: optim.lr / grad_clip may change on --resume only to continue a diverged run."""
+    catalog = Catalog(get_plugin_manager(extra_plugins=[NaNPlugin()]))
+    store = Store(db_url)
+    with pytest.raises(RunError):
+        train(_cfg(tmp_path), store, catalog, progress=False)  # NaN at step 5, last good state at 4
+    (run,) = store.list_runs("train")
+    slower = _cfg(tmp_path, optim={"lr": 1e-5})
+    try:
+        train(slower, store, catalog, resume=str(run.id), progress=False)
+    except RunError as exc:  # it may diverge again; what matters is that the change was accepted
+        assert "cannot resume" not in str(exc)
+    assert store.get_run(run.id).config["resumes"][0]["changed"] == {"optim.lr": 1e-5}
+
+    ok = _cfg(tmp_path / "b", model={"name": "srcnn"}, steps=4)
+    train(ok, store, catalog, progress=False)
+    finished = [r for r in store.list_runs("train") if r.sr_model == "srcnn"][0]
+    with pytest.raises(RunError, match=r"cannot resume .*optim.lr: 0.001 -> 1e-05.*too after a non-finite loss"):
+        train(_cfg(tmp_path / "b", model={"name": "srcnn"}, steps=6, optim={"lr": 1e-5}), store, catalog,
+              resume=str(finished.id), progress=False)
+
+
+def test_a_full_disk_while_checkpointing_fails_with_the_resume_hint(tmp_path: Path, db_url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run was marked failed with a bare OSError and no word on what to resume from."""
+    import errno
+    import importlib
+
+    train_mod = importlib.import_module("tzbench.runner.train")  # the module; the package exports a function
+
+    real, calls = train_mod.save_checkpoint, {"n": 0}
+
+    def full_disk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] > 2:  # the first "last" checkpoints fit, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", full_disk)
+    store = Store(db_url)
+    with pytest.raises(RunError, match=r"No space left on device.*last good checkpoint is .*--resume"):
+        train(_cfg(tmp_path, model={"name": "srcnn"}, steps=10), store, get_catalog_default(), progress=False)
+    (run,) = store.list_runs("train")
+    assert run.status == "failed" and "fix the cause, then resume with: tzbench train srcnn --resume" in run.message
+    assert read_checkpoint_meta(Path(run.config["run_dir"]) / "last.safetensors")["step"] in (2, 4)
+
+
+def get_catalog_default() -> Catalog:
+    return Catalog(get_plugin_manager())

@@ -34,7 +34,7 @@ from tzbench.catalog import Catalog
 from tzbench.config import EvalConfig, TrainConfig
 from tzbench.data import collate
 from tzbench.db.models import NO_RECOGNIZER
-from tzbench.db.store import ResultRow, Store, pid_alive
+from tzbench.db.store import ResultRow, Store, StoreError, pid_alive
 from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch, ssim_per_image, word_accuracy
 from tzbench.registry import load_registry
 from tzbench.weights import sha256_file
@@ -85,18 +85,22 @@ __all__ = [
     "resolve_resume",
     "resume_config",
     "RESUME_MAY_CHANGE",
+    "RESUME_AFTER_NONFINITE",
     "TrainFailed",
 ]
 
 log = logging.getLogger("tzbench.runner")
 
-#: Config fields a resumed run may change: none of them alters the weights' trajectory
-#: except the optimizer's lr and grad_clip, which are allowed so that a run stopped by a
-#: non-finite loss can be continued more carefully; every change is recorded in the run.
+#: Config fields a resumed run may change: none of them alters the weights' trajectory.
 RESUME_MAY_CHANGE: frozenset[str] = frozenset({
     "steps", "checkpoint_every", "val_every", "eval_after", "judges", "device", "out_dir",
-    "data.num_workers", "optim.lr", "optim.grad_clip",
+    "data.num_workers",
 })
+#: Allowed on top only when the run stopped on a non-finite loss, so that it can be continued
+#: more carefully; every change is recorded in the run.
+RESUME_AFTER_NONFINITE: frozenset[str] = frozenset({"optim.lr", "optim.grad_clip"})
+#: In the message of a run stopped on a non-finite loss or weights (what allows the above).
+NONFINITE_STOP = "the run stopped on a non-finite value"
 
 
 @dataclass
@@ -269,6 +273,17 @@ def _finite(x: float) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # resume
+
+
+def _stopped_nonfinite(store: Store | None, meta: dict[str, Any]) -> bool:
+    """Whether the checkpoint's run is recorded as stopped on a non-finite loss or weights."""
+    if store is None or meta.get("run_id") is None:
+        return False
+    try:
+        run = store.get_run(int(meta["run_id"]))
+    except StoreError:  # a checkpoint of another database: nothing says it diverged
+        return False
+    return run.status == "failed" and NONFINITE_STOP in (run.message or "")
 
 
 def resolve_resume(resume: str, store: Store | None) -> Path:
@@ -465,11 +480,16 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         if meta["sr_model"] != cfg.model.name:
             raise RunError(f"the checkpoint is of {meta['sr_model']!r}, not of {cfg.model.name!r}")
         changes = _config_changes(meta["config"], cfg.model_dump(mode="json"))
-        locked = {k: v for k, v in changes.items() if k not in RESUME_MAY_CHANGE}
+        may = set(RESUME_MAY_CHANGE)
+        if broadcast_object(ctx, _stopped_nonfinite(store, meta) if ctx.is_main else None):
+            may |= RESUME_AFTER_NONFINITE
+        locked = {k: v for k, v in changes.items() if k not in may}
         if locked:
             shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in locked.items())
+            after = (f" ({', '.join(sorted(RESUME_AFTER_NONFINITE))} too after a non-finite loss)"
+                     if may == set(RESUME_MAY_CHANGE) else "")
             raise RunError(f"cannot resume with a different configuration ({shown}); only "
-                           f"{', '.join(sorted(RESUME_MAY_CHANGE))} may change")
+                           f"{', '.join(sorted(may))} may change{after}")
         if int(meta.get("world_size", 1)) != ctx.world_size:
             raise RunError(f"the run was trained with {meta.get('world_size', 1)} process(es), this job has "
                            f"{ctx.world_size}: resume with the same number (the global batch would change)")
@@ -683,11 +703,18 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                     f"--set optim.lr=...")
         else:
             hint = "no checkpoint was written before it (lower optim.lr or set optim.grad_clip and start again)"
-        message = f"{exc}; the run stopped: {hint}"
+        message = f"{exc}; {NONFINITE_STOP}: {hint}"
     except BaseException as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and last_saved["step"] is not None:
+            # e.g. a full disk while checkpointing: the previous state is whole (atomic writes)
+            text += (f"; the last good checkpoint is {checkpoint_paths(last_path)[0]} (step {last_saved['step']}): "
+                     f"fix the cause, then resume with: tzbench train {cfg.model.name} --resume {run_id}")
         if ctx.is_main and store is not None:
             kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(run_id, kind, message=f"{type(exc).__name__}: {exc}")
+            store.finish_run(run_id, kind, message=text)
+        if isinstance(exc, OSError):
+            raise RunError(text) from exc
         raise
     elapsed = time.perf_counter() - t0
     barrier(ctx)
