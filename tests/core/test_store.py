@@ -245,3 +245,29 @@ def test_leaderboard_ties_share_a_rank_and_incomparable_rows_say_why(store_url: 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith(",comparable")
     assert [ln for ln in lines if ",rdn," in ln][0].endswith("no: max_samples limits the test set")
+
+
+def test_a_database_missing_a_column_is_refused_on_opening(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'tz.db'}"
+    s = Store(url)
+    _eval_run(s, "tsrn", {"all": 0.5}, 22.0)
+    with s.engine.begin() as conn:
+        conn.execute(text("DROP VIEW leaderboard"))
+        conn.execute(text("ALTER TABLE runs DROP COLUMN comparable"))
+    with pytest.raises(StoreError, match="table 'runs' lacks column\\(s\\) comparable .*nothing was changed"):
+        Store(url)
+
+
+def test_checkpoint_header_that_is_not_a_json_object_is_named(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from tzbench.runner.checkpoint import CheckpointError, read_checkpoint_meta
+
+    for raw, expected in (("[1, 2]", "holds a list, not a JSON object"), ("{oops", "not valid JSON")):
+        f = tmp_path / "odd.safetensors"
+        save_file({"w": torch.zeros(1)}, str(f), metadata={"tzbench": raw})
+        with pytest.raises(CheckpointError, match=expected):
+            read_checkpoint_meta(f)

@@ -177,3 +177,14 @@ def test_make_lmdb_into_an_existing_lmdb_is_refused_untouched(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "an LMDB already exists at" in err and "Traceback" not in err
     assert _all_items(tmp_path / "s") == before
+
+
+def test_inspect_reports_a_label_that_is_not_utf8_like_eval_does(raw_lmdb, tmp_path: Path) -> None:
+    from tzbench.data.convert import inspect_lmdb
+
+    samples = make_samples(3, 4)
+    samples[1] = (samples[1][0], samples[1][1], b"caf\xe9")  # Latin-1, not UTF-8
+    raw_lmdb(tmp_path / "l1", samples)
+    report = inspect_lmdb(tmp_path / "l1")
+    assert report.ok == 2 and [(b.key, b.kind) for b in report.bad_samples] == [("label-000000002", "undecodable")]
+    assert "not UTF-8" in report.bad_samples[0].reason

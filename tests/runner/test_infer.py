@@ -163,3 +163,14 @@ def test_a_pth_is_read_as_named_even_beside_a_safetensors(tmp_path: Path) -> Non
     for k, v in official.state_dict().items():
         assert torch.equal(loaded.module.state_dict()[k], v), k
     assert load_model(get_catalog(), "srcnn", tmp_path / "w").source == "tzbench"  # a bare stem is ours
+
+
+def test_an_image_too_large_to_decode_safely_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 20000 x 20000 'crop' was a DecompressionBombError traceback; the limit is Pillow's, made
+    small here so the test does not need a gigapixel file."""
+    big = tmp_path / "big.png"
+    Image.new("RGB", (100, 100)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    code, _, err = cli(["sr", str(big), "--model", "bicubic", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "big.png: the image is too large to read safely" in err and "Traceback" not in err

@@ -270,7 +270,11 @@ def inspect_lmdb(
             report.bad_samples.append(BadSample(missing[0], path, f"missing key(s): {', '.join(missing)}", "missing_key"))
             continue
         assert hr is not None and lr is not None and label is not None
-        text = label.decode("utf-8", "replace")
+        try:  # strict, as the dataset reads it: inspect must not pass what eval refuses
+            text = label.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            report.bad_samples.append(BadSample(label_key(i), path, f"label is not UTF-8: {exc}", "undecodable"))
+            continue
         if text == "":
             report.bad_samples.append(BadSample(label_key(i), path, "empty label", "empty_label"))
             continue

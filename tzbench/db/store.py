@@ -114,9 +114,23 @@ class Store:
         if create:
             try:
                 self._retry(lambda: Base.metadata.create_all(self.engine), creating=True)
+                self._check_schema()
                 self._retry(self._create_views, creating=True)
             except DatabaseError as exc:  # OperationalError, or a file that is not SQLite at all
                 raise StoreError(f"cannot open database {self.url}: {exc.orig}") from None
+
+    def _check_schema(self) -> None:
+        """StoreError when an existing table lacks a column tzbench writes (another version's
+        database, or one edited by hand): refused on opening, not mid-run."""
+        from sqlalchemy import inspect as sa_inspect
+
+        insp = sa_inspect(self.engine)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                raise StoreError(f"{self.url}: table {table.name!r} lacks column(s) {', '.join(missing)} (a database "
+                                 "of another tzbench version, or edited by hand); nothing was changed: use another --db")
 
     def _create_views(self) -> None:
         """The ``leaderboard`` view: :meth:`leaderboard`'s ranking in SQL, for datasette and psql."""

@@ -145,7 +145,16 @@ def read_embedded_meta(weights: str | Path) -> dict[str, Any] | None:
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from exc
     raw = header.get(_HEADER_KEY)
-    return None if raw is None else json.loads(raw)
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{weights}: its {_HEADER_KEY!r} header is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{weights}: its {_HEADER_KEY!r} header holds a {type(meta).__name__}, "
+                              "not a JSON object")
+    return meta
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:

@@ -124,6 +124,8 @@ def read_crops(paths: list[Path], in_channels: int) -> torch.Tensor:
         try:
             with Image.open(p) as img:
                 rgb = resize_bicubic(img.convert("RGB"), LR_SIZE)
+        except Image.DecompressionBombError as exc:  # e.g. 20000 x 20000: not a word crop
+            raise RunError(f"{p}: the image is too large to read safely ({exc})") from None
         except OSError as exc:
             raise RunError(f"cannot read image {p}: {exc}") from exc
         arrays.append(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
