@@ -71,6 +71,17 @@ def test_syn_vs_real_trains_on_both_lr_sources(catalog) -> None:  # noqa: ANN001
     assert "lr_source" not in jobs[1].eval.data.params  # both are evaluated on real LR
 
 
+def test_word_diff_shows_deletions_and_wrong_letters() -> None:
+    from tzbench.report.figures import word_diff
+
+    assert word_diff("srictly", "strictly") == [("s", "ok"), ("t", "missing"), ("rictly", "ok")]
+    assert word_diff("bonding", "banking") == [("b", "ok"), ("o", "wrong"), ("n", "ok"), ("d", "wrong"),
+                                               ("ing", "ok")]
+    assert word_diff("Hello!", "hello") == [("hello", "ok")]  # TextZoom's filter: case, punctuation
+    assert word_diff("", "ok") == [("ok", "missing")]
+    assert word_diff("cab", "c") == [("c", "ok"), ("ab", "wrong")]
+
+
 def test_char_errors_marks_only_wrong_characters() -> None:
     assert char_errors("helo", "hello") == [False] * 4
     assert char_errors("hxllo", "Hello!") == [False, True, False, False, False]
@@ -101,7 +112,8 @@ def test_smoke_reproduction_to_report(catalog, tmp_path: Path, monkeypatch: pyte
         assert float(table[0][f"{judge} avg"]) == pytest.approx(bic.average(judge) * 100)
         assert float(table[0][f"{judge} Δ vs bicubic"]) == 0.0
     grid = Image.open(tmp_path / "rep" / "grid_hard.png")
-    assert grid.width > 4 * 256 and grid.height > 4 * 64  # LR, 2 models, HR columns; 4 rows
+    # bicubic, srcnn and HR columns (the bicubic row is the LR column: no duplicate); 4 rows
+    assert grid.width == 6 + 3 * (256 + 6) and grid.height > 4 * (64 + 14)
     with pytest.raises(ConfigError, match="no finished"):
         build_report(store, catalog, "synth", tmp_path / "rep2", "table3", "smoke")
 

@@ -60,8 +60,11 @@ def _grid(rows: list[ReportRow], store: Store, catalog: Catalog, benchmark: str,
     if hr_rgb is None or lr_rgb is None:
         return None
     readings["HR"] = {j.name: j.recognizer.recognize(hr_rgb) for j in judges}
-    readings["LR (bicubic up)"] = {j.name: j.recognizer.recognize(lr_rgb) for j in judges}
-    cols = [("LR (bicubic up)", lr_rgb), *columns, ("HR", hr_rgb)]
+    if any(r.model == "bicubic" for r in rows):  # the bicubic row is that column already
+        cols = [*columns, ("HR", hr_rgb)]
+    else:
+        readings["LR (bicubic up)"] = {j.name: j.recognizer.recognize(lr_rgb) for j in judges}
+        cols = [("LR (bicubic up)", lr_rgb), *columns, ("HR", hr_rgb)]
     return image_grid(cols, readings, labels, out)
 
 
