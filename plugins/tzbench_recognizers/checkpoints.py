@@ -30,21 +30,14 @@ __all__ = ["is_safetensors_file", "read_recognizer_weights", "read_judge_weights
 
 
 def _embedded_meta(path: Path) -> dict[str, Any] | None:
-    """The metadata tzbench writes into the safetensors header (None when absent)."""
-    from safetensors import SafetensorError, safe_open
+    """The metadata tzbench writes into the safetensors header (None when absent); the core's
+    reader, its errors as :class:`~tzbench.weights.WeightsError` (what judges raise)."""
+    from tzbench.runner.checkpoint import CheckpointError, read_embedded_meta
 
     try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("tzbench")
-    except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
-    if raw is None:
-        return None
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{path}: its tzbench header is not valid JSON ({exc})") from exc
-    return meta if isinstance(meta, dict) else None
+        return read_embedded_meta(path)
+    except CheckpointError as exc:
+        raise WeightsError(str(exc)) from None
 
 
 def _sidecar(path: Path) -> Path:
