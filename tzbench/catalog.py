@@ -15,7 +15,15 @@ from typing import Any, Generic, Literal, TypeVar
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from tzbench.specs import ComponentSpec, DatasetSpec, LossSpec, RecognizerSpec, SRModelSpec, resolve_target
+from tzbench.errors import CatalogError
+from tzbench.specs import (
+    ComponentSpec,
+    DatasetSpec,
+    LossSpec,
+    RecognizerSpec,
+    SRModelSpec,
+    resolve_target,
+)
 
 __all__ = ["Kind", "KINDS", "CatalogError", "UnknownComponentError", "Entry", "Catalog", "format_validation_error"]
 
@@ -37,8 +45,7 @@ def _singular(kind: str) -> str:
     """``losses`` -> ``loss``, ``sr-models`` -> ``sr model``: for messages."""
     return (kind[:-2] if kind.endswith("sses") else kind[:-1]).replace("-", " ")
 
-class CatalogError(ValueError):
-    """A catalog problem a user can fix: duplicate names, bad params, bad specs."""
+# CatalogError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 class UnknownComponentError(CatalogError, KeyError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tzbench.catalog import KINDS, Catalog, CatalogError
+from tzbench.catalog import KINDS, Catalog
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
-from tzbench.db.store import Store, StoreError, resolve_db_url
+from tzbench.db.store import Store, resolve_db_url
 from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
 
 __all__ = ["build_app", "main"]
@@ -665,17 +664,17 @@ def _early_disabled(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one clear line and exit code 2."""
-    from tzbench.data import DatasetError  # noqa: F401 - imported for the error table below
-    from tzbench.runner.checkpoint import CheckpointError
-    from tzbench.runner.context import RunError
-    from tzbench.weights import WeightsError
+    """Console entry point: user errors become one clear line and exit code 2.
+
+    The error classes come from the torch-free :mod:`tzbench.errors`, so commands that need no
+    model (``--help``, ``leaderboard``, ``runs``) never import torch.
+    """
+    from tzbench.errors import TzbenchError
 
     args = sys.argv[1:] if argv is None else argv
     pm = get_plugin_manager(disable=_early_disabled(args))
     app = build_app(pm)
-    user_errors = (CatalogError, ConfigError, StoreError, RunError, CheckpointError, WeightsError, FileNotFoundError,
-                   DatasetError)
+    user_errors = (TzbenchError, FileNotFoundError)
     try:
         rc = app(args, prog_name="tzbench", standalone_mode=False)
     except user_errors as exc:

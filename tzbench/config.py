@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tzbench.catalog import format_validation_error
+from tzbench.errors import ConfigError
 from tzbench.yamlio import load_yaml
 
 __all__ = [
@@ -30,12 +31,13 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration problem: names the file, the ``--set`` path or the field."""
+# ConfigError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 def _default_judges() -> list[str]:
-    from tzbench.registry import load_registry  # registry.yaml says which judges a run reads with
+    from tzbench.registry import (
+        load_registry,  # registry.yaml says which judges a run reads with
+    )
 
     return list(load_registry().default_judges)
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tzbench.errors import WeightsError
+
 __all__ = ["WeightsError", "check_dtype", "is_safetensors_file", "load_state_dict_file", "strip_prefix", "load_strict", "sha256_file"]
 
 
-class WeightsError(RuntimeError):
-    """A weights file that cannot be read or does not fit the model; names file and keys."""
+# WeightsError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 def is_safetensors_file(path: str | Path) -> bool:

@@ -142,3 +142,34 @@ def test_bad_device_subset_db_and_lmdb_are_one_line_errors(tmp_path: Path, capsy
 
     assert Store(db).list_runs() == []  # the typo recorded no run
     assert (tmp_path / "notsqlite.db").read_text() == "hello world" * 100
+
+
+def test_help_and_leaderboard_import_no_torch(tmp_path: Path) -> None:
+    """`tzbench --help` took 2.2 s here, most of it importing torch for error classes (0.56 s now)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tzbench.cli import main\n"
+            "for argv in (['--help'], ['leaderboard', '--db', sys.argv[1]], ['runs', 'list', '--db', sys.argv[1]]):\n"
+            "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert not exc.code, (argv, exc.code)\n"
+            "print('torch' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'tz.db'}"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_every_user_error_shares_one_torch_free_base() -> None:
+    from tzbench import errors
+    from tzbench.catalog import CatalogError, UnknownComponentError
+    from tzbench.config import ConfigError
+    from tzbench.data import DatasetError
+    from tzbench.db.store import StoreError
+    from tzbench.runner.checkpoint import CheckpointError
+    from tzbench.runner.context import RunError
+    from tzbench.weights import WeightsError
+
+    for cls in (CatalogError, UnknownComponentError, ConfigError, DatasetError, StoreError, CheckpointError, RunError,
+                WeightsError):
+        assert issubclass(cls, errors.TzbenchError), cls
+    assert CatalogError is errors.CatalogError and RunError is errors.RunError  # re-exported, not copied

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tzbench.errors import DatasetError
+
 __all__ = ["BadKind", "BadSample", "DatasetError", "SampleError", "resolve_policy", "OnBadSample"]
 
 BadKind = Literal["undecodable", "missing_key", "count_mismatch", "empty_label", "ignored_label"]
@@ -45,12 +47,7 @@ class BadSample:
         return f"{self.path} [{self.key}]: {self.reason}"
 
 
-class DatasetError(RuntimeError):
-    """A dataset cannot be read as asked (missing folder, bad sample under the 'error' policy)."""
-
-    def __init__(self, message: str, bad: BadSample | None = None) -> None:
-        super().__init__(message)
-        self.bad = bad
+# DatasetError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 class SampleError(Exception):

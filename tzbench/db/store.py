@@ -14,10 +14,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Base, Result, Run
+from tzbench.errors import StoreError
 
 __all__ = ["DEFAULT_DB_URL", "DIED_MESSAGE", "Store", "StoreError", "ResultRow", "LeaderboardRow", "resolve_db_url", "utcnow", "pid_alive"]
 
@@ -29,8 +36,7 @@ T = TypeVar("T")
 DIED_MESSAGE = "the process died without finishing the run"
 
 
-class StoreError(RuntimeError):
-    """The database cannot be opened or written; names the URL."""
+# StoreError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 def utcnow() -> datetime:

@@ -31,6 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tzbench.errors import CheckpointError
 from tzbench.weights import check_dtype, sha256_file
 
 __all__ = [
@@ -56,8 +57,7 @@ TRAINING_STATE = "training-state"
 _HEADER_KEY = "tzbench"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, incomplete or belongs to another model."""
+# CheckpointError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 def _umask_mode() -> int:

@@ -12,11 +12,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 import tzbench
 from tzbench.catalog import Catalog, CatalogError
 from tzbench.data import collate
+from tzbench.errors import RunError
 from tzbench.home import find_weights, weights_dir
 from tzbench.registry import Registry, load_registry
 from tzbench.weights import is_safetensors_file, sha256_file
@@ -40,8 +48,7 @@ __all__ = [
 ]
 
 
-class RunError(RuntimeError):
-    """A run that cannot start or continue; the message says why and what to do."""
+# RunError is defined in tzbench.errors (torch-free) and re-exported here.
 
 
 def pick_device(name: str = "auto") -> torch.device:
