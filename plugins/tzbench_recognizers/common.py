@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ from tzbench.weights import load_strict
 
 __all__ = [
     "LOWER_ALNUM",
+    "TrainableRecognizer",
     "Mode",
     "MODES",
     "Recognizer",
@@ -157,6 +158,33 @@ def attention_decode(
     if end_symbol is not None:
         strings = [cut_at(s, end_symbol) for s in strings]
     return strings
+
+
+# --------------------------------------------------------------------------- training protocol
+
+
+@runtime_checkable
+class TrainableRecognizer(Protocol):
+    """A judge ``tzbench train-recognizer`` can train (crnn, moran, aster, vitstr, third-party).
+
+    ``training_loss(images, labels)`` returns a scalar loss of images ``(B, 3, H, W)`` in
+    ``[0, 1]`` through the judge's own preprocessing, with gradients into :attr:`net`. Two
+    optional methods widen what training can do with it:
+
+    * ``ctc_logits(images) -> (T, B, 1 + len(charset))``: per-frame logits with gradients (a
+      CTC student for distillation; the ``text_prior`` SR loss reads SR outputs through it);
+      ``has_ctc_logits = False`` says a judge's configuration has none (vitstr's token head);
+    * ``frame_posteriors(images) -> (probs (B, T, C), charset, blank index)``: a teacher for
+      distillation (the ONNX judges ppocr and ppocrv2);
+    * ``logits_and_features(images) -> (logits, features (T, B, F))`` with ``feature_size``:
+      deep supervision of the CNN (crnn).
+    """
+
+    net: nn.Module
+
+    def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
+        """The loss to minimise on a batch and its labels."""
+        ...
 
 
 # --------------------------------------------------------------------------- base class

@@ -106,6 +106,13 @@ class OnnxCTCRecognizer:
         return ((x - 0.5) / 0.5).numpy().astype(np.float32)
 
     @torch.no_grad()
+    def frame_posteriors(self, images: torch.Tensor) -> tuple[torch.Tensor, list[str], int]:
+        """Per-frame class probabilities ``(B, T, C)``, the charset (class ``i > 0`` is
+        ``charset[i - 1]``) and the blank's index (0): what a distillation teacher gives."""
+        probs = self.net.run(None, {self._input: self.preprocess(images)})[0]
+        return torch.from_numpy(probs).float(), list(self.charset), 0
+
+    @torch.no_grad()
     def recognize(self, images: torch.Tensor) -> list[str]:
         """Read a batch; returns one string per image."""
         if images.shape[0] == 0:

@@ -202,14 +202,6 @@ def ctc_loss_from_logits(logits: Tensor, labels: list[str], charset: str) -> Ten
                       lengths, blank=0, reduction="mean", zero_infinity=True)
 
 
-def _crnn_logits(rec: Any, images: Tensor) -> Tensor:
-    return rec.net(rec.preprocess(images))
-
-
-def _crnn_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
-    return ctc_loss_from_logits(_crnn_logits(rec, images), labels, rec.charset)
-
-
 class FrameTeacher:
     """Per-frame CTC posteriors of a teacher judge, folded onto a student's CTC classes.
 
@@ -218,7 +210,7 @@ class FrameTeacher:
     silent on punctuation and spaces, which TextZoom's labels drop). The teacher's frames are
     resampled linearly to the student's frame count. The teacher must expose
     ``frame_posteriors(images) -> (probs (B, T, C) numpy/tensor, charset list, blank index)``
-    or be the built-in ``ppocr`` judge.
+    (the ONNX judges ppocr and ppocrv2 do).
     """
 
     def __init__(self, teacher: Any, student_charset: str) -> None:
@@ -233,10 +225,6 @@ class FrameTeacher:
             if blank != 0:
                 raise ValueError("FrameTeacher expects the teacher's blank at class 0")
             return torch.as_tensor(probs).float(), list(charset)
-        if type(self.teacher).__name__ == "PPOCRRecognizer":
-            x = self.teacher.preprocess(images.detach().float().cpu())
-            probs = self.teacher.net.run(None, {self.teacher._input: x})[0]
-            return torch.from_numpy(probs).float(), list(self.teacher.charset)
         raise TypeError(f"{type(self.teacher).__name__} cannot teach: it has no frame_posteriors(images)")
 
     def targets(self, images: Tensor, frames: int) -> Tensor:
@@ -261,57 +249,11 @@ def distillation_loss(logits: Tensor, soft: Tensor) -> Tensor:
     return -(soft * logits.float().log_softmax(-1)).sum(-1).mean()
 
 
-def _moran_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
-    from tzbench_recognizers.moran.params import ALPHABET, END_SYMBOL
-
-    net = rec.net
-    index = {c: i for i, c in enumerate(ALPHABET)}
-    end = index[END_SYMBOL]
-    max_len = rec.max_steps - 1
-    words = [[index[c] for c in str_filt(w, "lower") if c in index][:max_len] for w in labels]
-    _, seq = net.ASRN.features(net.MORN(rec.preprocess(images), enhance=1))
-    total = images.new_zeros(())
-    decoders = [(net.ASRN.attentionL2R, False), (net.ASRN.attentionR2L, True)] if net.ASRN.BidirDecoder \
-        else [(net.ASRN.attention, False)]
-    for decoder, reverse in decoders:
-        rows = [(w[::-1] if reverse else w) + [end] for w in words]
-        steps = max(len(r) for r in rows)
-        target = torch.full((len(rows), steps), -100, dtype=torch.long)
-        for i, r in enumerate(rows):
-            target[i, : len(r)] = torch.tensor(r)
-        target = target.to(images.device)
-        hidden = seq.new_zeros(seq.shape[1], decoder.hidden_size)
-        prev = torch.zeros(seq.shape[1], dtype=torch.long, device=images.device)  # row 0 = start
-        logits = []
-        for s in range(steps):
-            hidden, _ = decoder.attention_cell(hidden, seq, decoder.char_embeddings.index_select(0, prev))
-            logits.append(decoder.generator(hidden))
-            # teacher forcing: the next input is the true symbol (embedding row = class + 1)
-            prev = target[:, s].clamp(min=0) + 1
-        out = torch.stack(logits, 1)
-        total = total + F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), target.reshape(-1), ignore_index=-100)
-    return total
-
-
-def _aster_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
-    from tzbench_recognizers.aster.params import EOS, PADDING, UNKNOWN, VOC_ALL
-
-    index = {c: i for i, c in enumerate(VOC_ALL)}
-    max_len = rec.max_len_labels - 1
-    rows = [[index.get(c, UNKNOWN) for c in str_filt(w, "all")][:max_len] + [EOS] for w in labels]
-    lengths = [len(r) for r in rows]
-    target = torch.full((len(rows), max(lengths)), PADDING, dtype=torch.long)
-    for i, r in enumerate(rows):
-        target[i, : len(r)] = torch.tensor(r)
-    out = rec.net(rec.preprocess(images), target.to(images.device), lengths)
-    return out["loss_rec"]
-
-
 def _ctc_logits_fn(rec: Any) -> Any:
     own = getattr(rec, "ctc_logits", None)
     if callable(own) and getattr(rec, "has_ctc_logits", True):
         return lambda r, images: own(images)
-    return _crnn_logits if type(rec).__name__ == "CRNNRecognizer" else None
+    return None
 
 
 def _ctc_logits(rec: Any, images: Tensor) -> Tensor:
@@ -322,21 +264,11 @@ def _ctc_logits(rec: Any, images: Tensor) -> Tensor:
     return fn(rec, images)
 
 
-def _crnn_forward_aux(rec: Any, aux: torch.nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
-    """CRNN logits ``(T, B, C)`` and the deep-supervision read-out of its CNN features."""
-    conv = rec.net.cnn(rec.preprocess(images))
-    seq = conv.squeeze(2).permute(2, 0, 1)
-    return rec.net.rnn(seq), aux(seq)
-
-
-def _builtin_loss(rec: Any) -> Any:
-    kind = type(rec).__name__
-    return {"CRNNRecognizer": _crnn_loss, "MORANRecognizer": _moran_loss, "ASTERRecognizer": _aster_loss}.get(kind)
-
-
 def is_trainable(rec: Any) -> bool:
-    """Whether :func:`recognizer_loss` knows how to train this judge."""
-    return callable(getattr(rec, "training_loss", None)) or _builtin_loss(rec) is not None
+    """Whether the judge is a :class:`~tzbench_recognizers.common.TrainableRecognizer`."""
+    from tzbench_recognizers.common import TrainableRecognizer
+
+    return isinstance(rec, TrainableRecognizer) and callable(getattr(rec, "training_loss", None))
 
 
 def recognizer_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
@@ -345,13 +277,9 @@ def recognizer_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
     Runs the judge's own preprocessing, so training and judging see the same input. The
     network must already be in train mode; gradients flow into ``rec.net``.
     """
-    own = getattr(rec, "training_loss", None)
-    if callable(own):
-        return own(images, labels)
-    fn = _builtin_loss(rec)
-    if fn is None:
+    if not is_trainable(rec):
         raise TypeError(f"{type(rec).__name__} is not trainable: it has no training_loss(images, labels)")
-    return fn(rec, images, labels)
+    return rec.training_loss(images, labels)
 
 
 def kaiming_init(net: torch.nn.Module) -> None:
@@ -564,8 +492,8 @@ def train_recognizer(
         val_ds = Subset(val_ds, torch.linspace(0, len(val_ds) - 1, cfg.val_max_samples).long().tolist())
 
     aux: torch.nn.Module | None = None
-    if cfg.aux_weight > 0 and type(rec).__name__ == "CRNNRecognizer":
-        aux = torch.nn.Linear(net.rnn[0].rnn.input_size, net.nclass).to(device)
+    if cfg.aux_weight > 0 and callable(getattr(rec, "logits_and_features", None)):
+        aux = torch.nn.Linear(rec.feature_size, len(rec.charset) + 1).to(device)
     trainable = [p for p in net.parameters() if p.requires_grad] + (list(aux.parameters()) if aux is not None else [])
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     run_id = store.start_run(
@@ -632,7 +560,8 @@ def train_recognizer(
                 labels = list(batch["label"])
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     if aux is not None:
-                        logits, aux_logits = _crnn_forward_aux(rec, aux, images)
+                        logits, features = rec.logits_and_features(images)
+                        aux_logits = aux(features)
                     elif teacher is not None:
                         logits, aux_logits = _ctc_logits(rec, images), None
                     if aux is None and teacher is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from tzbench.text import str_filt
 from tzbench.weights import load_strict
 from tzbench_recognizers.common import Mode, Recognizer, check_images, to_signed
 from tzbench_recognizers.aster.params import (
@@ -150,3 +151,17 @@ class ASTERRecognizer(Recognizer):
         self.net.to(self.device)
         self.weights_path = Path(path)
         return self
+
+    def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
+        """ASTER's official ``SequenceCrossEntropyLoss`` over voc ``all`` + EOS (teacher forced)."""
+        from tzbench_recognizers.aster.params import EOS, PADDING, UNKNOWN, VOC_ALL
+
+        index = {c: i for i, c in enumerate(VOC_ALL)}
+        max_len = self.max_len_labels - 1
+        rows = [[index.get(c, UNKNOWN) for c in str_filt(w, "all")][:max_len] + [EOS] for w in labels]
+        lengths = [len(r) for r in rows]
+        target = torch.full((len(rows), max(lengths)), PADDING, dtype=torch.long)
+        for i, r in enumerate(rows):
+            target[i, : len(r)] = torch.tensor(r)
+        out = self.net(self.preprocess(images), target.to(images.device), lengths)
+        return out["loss_rec"]

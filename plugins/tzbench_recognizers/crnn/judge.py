@@ -40,6 +40,23 @@ class CRNNRecognizer(Recognizer):
         training losses that read SR outputs through this network; the blank is class 0)."""
         return self.net(self.preprocess(images))
 
+    def logits_and_features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-frame logits ``(T, B, 37)`` and the CNN features ``(T, B, 512)`` the LSTMs read
+        (training's deep supervision reads them out directly)."""
+        seq = self.net.cnn(self.preprocess(images)).squeeze(2).permute(2, 0, 1)
+        return self.net.rnn(seq), seq
+
+    @property
+    def feature_size(self) -> int:
+        """Width of :meth:`logits_and_features`' features."""
+        return int(self.net.rnn[0].rnn.input_size)
+
+    def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
+        """CTC over :meth:`ctc_logits` (labels reduced to ``0-9a-z``)."""
+        from tzbench_recognizers.training import ctc_loss_from_logits
+
+        return ctc_loss_from_logits(self.ctc_logits(images), labels, self.charset)
+
     def decode(self, output: Tensor) -> list[str]:
         # (T, B, C) logits -> (B, T) frame ids
         return ctc_greedy_decode(output.argmax(2).transpose(0, 1), CHARSET, raw=False)

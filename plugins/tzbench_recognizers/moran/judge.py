@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tzbench.text import str_filt
 from tzbench_recognizers.common import Mode, Recognizer, attention_decode, legacy_gray, to_signed
 from tzbench_recognizers.moran.params import ALPHABET, CHARSET, END_SYMBOL
 
@@ -80,3 +82,34 @@ class MORANRecognizer(Recognizer):
         l2r = output[0]  # (B * steps, classes), batch-major
         ids = l2r.argmax(1).view(-1, self.max_steps)
         return attention_decode(ids, ALPHABET, end_symbol=END_SYMBOL)
+
+    def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
+        """Teacher-forced cross-entropy of both attention decoders (the word + ``$``, and
+        reversed), on this judge's own preprocessing; gradients flow into :attr:`net`."""
+        net = self.net
+        index = {c: i for i, c in enumerate(ALPHABET)}
+        end = index[END_SYMBOL]
+        max_len = self.max_steps - 1
+        words = [[index[c] for c in str_filt(w, "lower") if c in index][:max_len] for w in labels]
+        _, seq = net.ASRN.features(net.MORN(self.preprocess(images), enhance=1))
+        total = images.new_zeros(())
+        decoders = [(net.ASRN.attentionL2R, False), (net.ASRN.attentionR2L, True)] if net.ASRN.BidirDecoder \
+            else [(net.ASRN.attention, False)]
+        for decoder, reverse in decoders:
+            rows = [(w[::-1] if reverse else w) + [end] for w in words]
+            steps = max(len(r) for r in rows)
+            target = torch.full((len(rows), steps), -100, dtype=torch.long)
+            for i, r in enumerate(rows):
+                target[i, : len(r)] = torch.tensor(r)
+            target = target.to(images.device)
+            hidden = seq.new_zeros(seq.shape[1], decoder.hidden_size)
+            prev = torch.zeros(seq.shape[1], dtype=torch.long, device=images.device)  # row 0 = start
+            logits = []
+            for s in range(steps):
+                hidden, _ = decoder.attention_cell(hidden, seq, decoder.char_embeddings.index_select(0, prev))
+                logits.append(decoder.generator(hidden))
+                # teacher forcing: the next input is the true symbol (embedding row = class + 1)
+                prev = target[:, s].clamp(min=0) + 1
+            out = torch.stack(logits, 1)
+            total = total + F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), target.reshape(-1), ignore_index=-100)
+        return total
