@@ -132,7 +132,7 @@ def test_shape_mismatch_rejected() -> None:
 def test_registered_losses() -> None:
     specs = {s.name: s for s in register_losses()}
     assert set(specs) == {"l1", "l2", "charbonnier", "tv", "gradient_profile", "tsrn_loss",
-                          "perceptual", "srresnet_loss"}
+                          "perceptual", "srresnet_loss", "text_prior"}
     for spec in specs.values():
         with pytest.raises(ValidationError):
             spec.params(not_a_param=1)
