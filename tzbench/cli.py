@@ -17,6 +17,7 @@ from rich.table import Table
 from tzbench.catalog import KINDS, Catalog
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
 from tzbench.db.store import Store, resolve_db_url
+from tzbench.errors import RunError
 from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
 
 __all__ = ["build_app", "main"]
@@ -527,12 +528,15 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         checkpoint: Annotated[Optional[Path], typer.Option(
             help="tzbench .safetensors checkpoint or official .pth (bicubic needs none)")] = None,
         opset: Annotated[int, typer.Option(min=17, help="ONNX opset (17 or newer)")] = 17,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out file")] = False,
     ) -> None:
         """Write an ONNX graph (input lr: batch x C x 16 x 64, dynamic batch) and check it with onnxruntime."""
         from tzbench.runner.infer import export_onnx, load_model
 
+        if out_file.exists() and not overwrite:  # before loading anything
+            raise RunError(f"--out {out_file} exists already: choose another file or pass --overwrite (nothing written)")
         loaded = load_model(_catalog(ctx), model, checkpoint)
-        report = export_onnx(loaded.module, loaded.info.in_channels, out_file, opset=opset)
+        report = export_onnx(loaded.module, loaded.info.in_channels, out_file, opset=opset, overwrite=overwrite)
         out.print(f"wrote {report.path} (opset {report.opset}, input lr: batch x {report.in_channels} x 16 x 64); "
                   f"onnxruntime matches PyTorch: max |diff| {report.max_abs_diff:.2e} at batch {report.checked_batch}")
 

@@ -174,3 +174,13 @@ def test_an_image_too_large_to_decode_safely_is_a_one_line_error(tmp_path: Path,
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     code, _, err = cli(["sr", str(big), "--model", "bicubic", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "big.png: the image is too large to read safely" in err and "Traceback" not in err
+
+
+def test_export_onnx_never_replaces_a_file_without_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine.onnx"
+    out.write_bytes(b"the user's file")
+    code, _, err = cli(["export", "onnx", "--model", "bicubic", "--out", str(out)], capsys)
+    assert code == 2 and "exists already" in err and out.read_bytes() == b"the user's file"
+    code, _, err = cli(["export", "onnx", "--model", "bicubic", "--out", str(out), "--overwrite"], capsys)
+    assert code == 0, err
+    assert out.read_bytes() != b"the user's file"

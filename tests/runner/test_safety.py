@@ -276,3 +276,15 @@ def test_a_full_disk_while_checkpointing_fails_with_the_resume_hint(tmp_path: Pa
 
 def get_catalog_default() -> Catalog:
     return Catalog(get_plugin_manager())
+
+
+def test_an_empty_subset_is_refused_not_recorded_as_nan() -> None:
+    """An empty subset ran the whole evaluation, then failed on 'NOT NULL constraint failed'."""
+    from tzbench.runner.evaluate import evaluate_model
+
+    class Empty:
+        def load(self, split: str, subset: str) -> list:
+            return []
+
+    with pytest.raises(RunError, match="the test subset 'hard' has no samples"):
+        evaluate_model(torch.nn.Identity(), Empty(), ["hard"], [], torch.device("cpu"), progress=False)

@@ -97,6 +97,9 @@ def evaluate_model(
         for subset in subsets:
             ds = provider.load(split, subset)
             n = len(ds) if max_samples is None else min(len(ds), max_samples)
+            if n == 0:  # its metrics would be NaN, and a NaN is not a result
+                raise RunError(f"the {split} subset {subset!r} has no samples (all bad, or an empty LMDB): "
+                               "nothing to evaluate; drop it from data.subsets")
             sizes[subset] = n
             # Clean: sr is clipped once below, so the accumulator need not clip it twice more.
             acc = MetricAccumulator(clamp=legacy, keep_legacy=legacy)

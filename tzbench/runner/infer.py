@@ -247,16 +247,19 @@ class OnnxReport:
 
 
 def export_onnx(model: torch.nn.Module, in_channels: int, out: str | Path, opset: int = 17,
-                check_batch: int = 3, atol: float = 1e-4) -> OnnxReport:
+                check_batch: int = 3, atol: float = 1e-4, overwrite: bool = False) -> OnnxReport:
     """Export ``model`` (eval mode) to ONNX with a dynamic batch axis and verify it.
 
     Input ``lr`` is ``(batch, C, 16, 64)``, output ``sr`` ``(batch, C, 32, 128)``. The graph is
     traced with batch 2 and checked with onnxruntime at batch ``check_batch`` on seeded random
-    input: a difference above ``atol`` raises RunError (the file is kept for inspection).
+    input: a difference above ``atol`` raises RunError (the file is kept for inspection). An
+    existing ``out`` is replaced only with ``overwrite``.
     """
     if opset < 17:
         raise RunError(f"opset {opset} is too old: tzbench exports with opset 17 or newer")
     out = Path(out)
+    if out.exists() and (out.is_dir() or not overwrite):
+        raise RunError(f"--out {out} exists already: choose another file or pass --overwrite (nothing written)")
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     w, h = LR_SIZE
