@@ -40,6 +40,14 @@ TSRN_SPECS: tuple[SRModelSpec, ...] = (
                 summary=("cpu recipe on wild (6,000 steps x 16, stn_at_test), run 1; wild test: PSNR 23.83 "
                          "(bicubic 22.57), ppocr 59.5% (62.7%), ppocrv2 43.9% (31.9%)"),
             ),
+            PretrainedWeights(
+                tag="wild-cpu-text",
+                resource="tzbench_tsrn:weights/tsrn-wild-cpu-text.safetensors",
+                sha256="633485c220b0fb4db32caac8ac346515adf9e2016f4fcc84a0dcba07231e4553",
+                summary=("cpu_text recipe on wild (5,000 steps, tsrn_loss + 0.01 x crnn_tz text prior), run 5; "
+                         "wild test: PSNR 23.53 (bicubic 22.57), ppocr 61.5% (62.7%), ppocrv2 42.9% (31.9%); "
+                         "its crnn_tz column (46.2%) is not independent"),
+            ),
         ),
     ),
     SRModelSpec(

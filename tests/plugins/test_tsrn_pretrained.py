@@ -34,3 +34,13 @@ def test_shipped_tsrn_weights_have_provenance_and_beat_bicubic_psnr() -> None:
     ours = float(psnr_per_image(sr, batch["hr"]).mean())
     base = float(psnr_per_image(bicubic, batch["hr"][:, :3]).mean())
     assert ours > base + 0.5, (ours, base)
+
+
+def test_the_text_prior_weights_are_a_second_tag_with_their_recipe() -> None:
+    catalog = get_catalog()
+    weights = pick_pretrained(catalog, "tsrn", "wild-cpu-text")
+    prov = read_checkpoint_meta(pretrained_path(weights))["provenance"]
+    assert (prov["benchmark"], prov["recipe"], prov["steps"]) == ("wild", "cpu_text", 5000)
+    assert prov["test_scores"]["accuracy/ppocr"]["all"] > prov["test_scores"]["accuracy/ppocr"]["hard"] > 0
+    net = tzbench.create_sr_model("tsrn", pretrained="wild-cpu-text")
+    assert net.stn_at_test and sum(p.numel() for p in net.parameters()) > 0
