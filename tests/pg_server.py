@@ -80,19 +80,25 @@ def start_server() -> PgServer:
     sock.mkdir()
     sock.chmod(0o777)
     user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
-    port = 20000 + os.getpid() % 20000
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
-    steps = [
-        [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"],
-        [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-o",
-         f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=100", "start"],
-    ]
-    for cmd in steps:
-        res = subprocess.run(_as_server_user(cmd), capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            log = (root / "server.log").read_text() if (root / "server.log").is_file() else ""
-            shutil.rmtree(root, ignore_errors=True)
-            raise RuntimeError(f"{Path(cmd[0]).name} failed ({res.returncode}): {res.stderr.strip()} {log[-500:]}")
-    return PgServer(root, sock, port, user, bin_dir)
+    init = [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"]
+    _run_or_raise(init, root)
+    # The "port" only names the socket file; another session's cluster may hold one: try a few.
+    for attempt in range(5):
+        port = 20000 + (os.getpid() * 7 + attempt * 1009) % 20000
+        start = [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "-o",
+                 f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off -c max_connections=100", "start"]
+        if subprocess.run(_as_server_user(start), capture_output=True, text=True, check=False).returncode == 0:
+            return PgServer(root, sock, port, user, bin_dir)
+    _run_or_raise(start, root)  # the last attempt again, to raise with its message
+    raise AssertionError("unreachable")
+
+
+def _run_or_raise(cmd: list[str], root: Path) -> None:
+    res = subprocess.run(_as_server_user(cmd), capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        log = (root / "server.log").read_text() if (root / "server.log").is_file() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({res.returncode}): {res.stderr.strip()} {log[-500:]}")
