@@ -16,14 +16,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from tzbench.errors import CatalogError
-from tzbench.specs import (
-    ComponentSpec,
-    DatasetSpec,
-    LossSpec,
-    RecognizerSpec,
-    SRModelSpec,
-    resolve_target,
-)
+from tzbench.specs import ComponentSpec, DatasetSpec, LossSpec, RecognizerSpec, SRModelSpec, resolve_target
 
 __all__ = ["Kind", "KINDS", "CatalogError", "UnknownComponentError", "Entry", "Catalog", "format_validation_error"]
 
@@ -44,6 +37,7 @@ S = TypeVar("S", bound=ComponentSpec)
 def _singular(kind: str) -> str:
     """``losses`` -> ``loss``, ``sr-models`` -> ``sr model``: for messages."""
     return (kind[:-2] if kind.endswith("sses") else kind[:-1]).replace("-", " ")
+
 
 # CatalogError is defined in tzbench.errors (torch-free) and re-exported here.
 

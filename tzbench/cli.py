@@ -17,7 +17,6 @@ from rich.table import Table
 from tzbench.catalog import KINDS, Catalog
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
 from tzbench.db.store import Store, resolve_db_url
-from tzbench.errors import RunError
 from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
 
 __all__ = ["build_app", "main"]
@@ -134,11 +133,11 @@ def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> 
              "ssim": r.values.get("ssim"), "n": r.n_samples,
              "comparable": "yes" if r.comparable else f"no: {r.reason or 'see runs show'}"}
             for rank, r in zip(ranks, rows)]
+    tail = ["psnr", "ssim", "n", *(["comparable"] if any(not r.comparable for r in rows) else [])]
     if view is Board.subsets:
         for row, r in zip(base, rows):
             row.update(r.values)
-        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", "psnr", "ssim", "n",
-                      *(["comparable"] if any(not r.comparable for r in rows) else [])]
+        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", *tail]
     from tzbench.registry import load_registry
 
     seen = {j for r in rows for j, by_subset in r.judges.items() if subset in by_subset}
@@ -146,8 +145,7 @@ def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> 
     judges = [j for i, j in enumerate(order) if j in seen and j not in order[:i]]
     for row, r in zip(base, rows):
         row.update({j: r.judges.get(j, {}).get(subset) for j in judges})
-    return base, ["rank", "model", "run", *judges, "psnr", "ssim", "n",
-                  *(["comparable"] if any(not r.comparable for r in rows) else [])]
+    return base, ["rank", "model", "run", *judges, *tail]
 
 
 def _board_cells(row: dict[str, Any]) -> dict[str, Any]:
@@ -533,8 +531,6 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         """Write an ONNX graph (input lr: batch x C x 16 x 64, dynamic batch) and check it with onnxruntime."""
         from tzbench.runner.infer import export_onnx, load_model
 
-        if out_file.exists() and not overwrite:  # before loading anything
-            raise RunError(f"--out {out_file} exists already: choose another file or pass --overwrite (nothing written)")
         loaded = load_model(_catalog(ctx), model, checkpoint)
         report = export_onnx(loaded.module, loaded.info.in_channels, out_file, opset=opset, overwrite=overwrite)
         out.print(f"wrote {report.path} (opset {report.opset}, input lr: batch x {report.in_channels} x 16 x 64); "
@@ -569,9 +565,9 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
         # released file and a released one added later is preferred over it.
         trained = [n for n in names if n.endswith(".safetensors")]
         filename = trained[0] if is_safetensors_file(path) and trained else names[0]
-        if find_weights(component, filename) is not None and not replace:
-            raise ConfigError(f"{find_weights(component, filename)} exists already: pass --replace to replace it "
-                              "(nothing copied)")
+        existing = find_weights(component, filename)
+        if existing is not None and not replace:
+            raise ConfigError(f"{existing} exists already: pass --replace to replace it (nothing copied)")
         # Loading refuses pickles with code, foreign checkpoints and any key/shape mismatch; a
         # tzbench checkpoint is built with the params it records (e.g. a smaller vitstr).
         params: dict[str, Any] = {"weights": str(path), "device": "cpu"}

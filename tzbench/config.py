@@ -35,9 +35,7 @@ __all__ = [
 
 
 def _default_judges() -> list[str]:
-    from tzbench.registry import (
-        load_registry,  # registry.yaml says which judges a run reads with
-    )
+    from tzbench.registry import load_registry  # registry.yaml says which judges a run reads with
 
     return list(load_registry().default_judges)
 

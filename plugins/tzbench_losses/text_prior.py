@@ -48,7 +48,6 @@ class TextPriorLoss(PartsLoss):
         if base == "text_prior":
             raise ValueError("text_prior: base must be another loss")
         self.base = catalog.create("losses", base, base_params or {})
-        self.judge_name = judge
         self.weight = weight
         self.temperature = temperature
         # Not an attribute nn.Module tracks: the judge is neither trained, moved by .to() of
@@ -76,6 +75,8 @@ class TextPriorLoss(PartsLoss):
         pred = F.log_softmax(judge.ctc_logits(sr[:, :3]).float() / self.temperature, dim=-1)
         text = F.kl_div(pred, target, log_target=True, reduction="none").sum(-1).mean()
         loss = base + self.weight * text
-        self._record(**{k: torch.tensor(v) for k, v in getattr(self.base, "parts", {}).items() if k != "loss"},
+        # The base's terms as the tensors it recorded: reading .parts would sync the device every step.
+        base_parts = self.base._parts if isinstance(self.base, PartsLoss) else {}
+        self._record(**{k: v for k, v in base_parts.items() if k != "loss"},
                      text=text, loss=loss)
         return loss
