@@ -24,10 +24,11 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path: Path, capsy
     db = f"sqlite:///{tmp_path / 'tz.db'}"
     two = subprocess.run(
         [sys.executable, "-m", "tzbench", "train", "srcnn", "--nproc", "2", *COMMON, "--set", "data.batch_size=8",
+         "--lr-source", "bicubic",
          "--set", f"out_dir={tmp_path / 'two'}", "--db", db],
         cwd=tmp_path, env=sub_env(), capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stdout + two.stderr
-    code, _, err = cli(["train", "srcnn", *COMMON, "--set", "data.batch_size=16", "--set",
+    code, _, err = cli(["train", "srcnn", *COMMON, "--set", "data.batch_size=16", "--lr-source", "bicubic", "--set",
                         f"out_dir={tmp_path / 'one'}", "--db", db], capsys)
     assert code == 0, err
 
@@ -38,6 +39,7 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path: Path, capsy
     assert ddp.config["runtime"]["world_size"] == 2 and ddp.config["runtime"]["global_batch_size"] == 16
     assert ddp.config["runtime"]["backend"] == "gloo"
     assert single.config["runtime"]["world_size"] == 1
+    assert ddp.config["data"]["params"]["lr_source"] == single.config["data"]["params"]["lr_source"] == "bicubic"
 
     a = model_weights(Path(ddp.config["run_dir"]) / "last.safetensors")
     b = model_weights(Path(single.config["run_dir"]) / "last.safetensors")
@@ -54,6 +56,38 @@ def test_two_processes_equal_one_process_with_double_batch(tmp_path: Path, capsy
         if k[2] != "seconds":
             assert ra[k].value == pytest.approx(rb[k].value, rel=1e-5, abs=1e-5), k
             assert ra[k].n_samples == rb[k].n_samples, k
+
+
+def test_nproc_workers_get_the_config_the_launcher_resolved(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """--nproc used to rebuild the workers' argv by hand and dropped --lr-source; the workers now
+    read the launcher's resolved config, so they resolve exactly what --print-config shows."""
+    import tzbench.cli.train as cli_train
+
+    worker: dict[str, object] = {}
+
+    def fake_torchrun(cmd: list[str]) -> int:  # what each worker runs, resolved while the config file exists
+        args = cmd[cmd.index("tzbench") + 1:]
+        worker["args"] = args
+        worker["resolved"] = cli([*args, "--print-config"], capsys)
+        return 0
+
+    monkeypatch.setattr(cli_train, "_run_torchrun", fake_torchrun)
+    argv = ["--disable-plugin", "tsrn", "train", "srcnn", "--lr-source", "bicubic", "--recipe", "cpu", "--steps", "7",
+            "--set", "optim.lr=0.0003", "--data", "synth", "--protocol", "clean", "--db", f"sqlite:///{tmp_path / 'tz.db'}"]
+    code, launcher, err = cli([*argv, "--print-config"], capsys)
+    assert code == 0, err
+    code, _, err = cli([*argv, "--nproc", "2", "--amp", "bf16", "--no-progress"], capsys)
+    assert code == 0, err
+    args = worker["args"]
+    assert isinstance(args, list) and args[:4] == ["--disable-plugin", "tsrn", "train", "srcnn"]
+    assert "--amp" in args and "--no-progress" in args and "--lr-source" not in args
+    w_code, w_out, w_err = worker["resolved"]  # type: ignore[misc]
+    assert w_code == 0, w_err
+    assert w_out == launcher
+    assert "lr_source: bicubic" in w_out and "  lr: 0.0003\n" in w_out and "\nsteps: 7\n" in w_out
+    assert "recipe: cpu" in w_out
+    assert not Path(args[args.index("--config") + 1]).exists()  # the temporary config is gone after the run
 
 
 def test_amp_and_compile_flags_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

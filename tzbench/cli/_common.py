@@ -79,11 +79,16 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], fmt: OutFormat, title:
         out.print(table)
 
 
-def _print_yaml(cfg: Any) -> None:
-    """The resolved config as YAML: the format ``--config`` reads back."""
+def _config_yaml(cfg: Any) -> str:
+    """A resolved config as YAML: the format ``--config`` reads back."""
     import yaml
 
-    sys.stdout.write(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def _print_yaml(cfg: Any) -> None:
+    """The resolved config as YAML on stdout (``--print-config``)."""
+    sys.stdout.write(_config_yaml(cfg))
 
 
 def _fmt(v: Any) -> str:

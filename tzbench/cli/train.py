@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tzbench.catalog import Catalog
-from tzbench.cli._common import ConfigOpt, DbOpt, PretrainedOpt, SetOpt, _catalog, _pretrained_checkpoint, _print_yaml, _show_run, _store, console, out
+from tzbench.cli._common import ConfigOpt, DbOpt, PretrainedOpt, SetOpt, _catalog, _config_yaml, _pretrained_checkpoint, _print_yaml, _show_run, _store, console, out
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
 from tzbench.db.store import Store, resolve_db_url
 
@@ -85,7 +85,7 @@ def train(
     Ctrl-C stops at the end of the current step, writes a checkpoint and marks the run
     interrupted (exit code 130); continue it with --resume RUN_ID.
     """
-    from tzbench.runner.distributed import env_world, torchrun_command
+    from tzbench.runner.distributed import env_world
     from tzbench.runner.train import train as run_train
 
     main_rank = env_world().is_main
@@ -98,9 +98,7 @@ def train(
     if nproc > 1:
         if env_world().enabled:
             raise ConfigError("--nproc starts torchrun itself; do not combine it with a torchrun launch")
-        args = _torchrun_args(ctx, model, config, set_, data, steps, recipe, protocol, resume, store, amp, compile_,
-                              db, no_progress)
-        raise typer.Exit(_run_torchrun(torchrun_command(nproc, args)))
+        raise typer.Exit(_relaunch(ctx, nproc, cfg, resume, store, db, amp, compile_, no_progress))
     if main_rank and store is None:
         store = _store(db)
     result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress,
@@ -143,25 +141,20 @@ def _train_config(ctx: typer.Context, model: str, config: Path | None, sets: lis
     return cfg, catalog, store
 
 
-def _torchrun_args(ctx: typer.Context, model: str, config: Path | None, set_: list[str] | None, data: str | None,
-                   steps: int | None, recipe: str | None, protocol: str | None, resume: str | None,
-                   store: Store | None, amp: AmpOpt | None, compile_: bool, db: str | None,
-                   no_progress: bool) -> list[str]:
-    """The ``tzbench`` arguments each torchrun worker runs."""
-    args = [a for name in ctx.obj.get("disabled", []) for a in ("--disable-plugin", name)]
-    args += ["train", model]
-    if config is not None:
-        args += ["--config", str(config)]
-    for item in set_ or []:
-        args += ["--set", item]
-    if data:
-        args += ["--data", data]
-    if steps is not None:
-        args += ["--steps", str(steps)]
-    if recipe is not None:
-        args += ["--recipe", recipe]
-    if protocol:
-        args += ["--protocol", protocol]
+def _relaunch(ctx: typer.Context, nproc: int, cfg: TrainConfig, resume: str | None, store: Store | None,
+              db: str | None, amp: AmpOpt | None, compile_: bool, no_progress: bool) -> int:
+    """Run this training in ``nproc`` torchrun workers; returns torchrun's exit code.
+
+    The workers read the config resolved here, written as YAML (what ``--print-config`` shows)
+    and passed as their ``--config``: every option, recipe and ``--set`` reaches them as this
+    process resolved it, with none of them rebuilt by hand as worker arguments.
+    """
+    import tempfile
+
+    from tzbench.runner.distributed import torchrun_command
+
+    plugins = [a for name in ctx.obj.get("disabled", []) for a in ("--disable-plugin", name)]
+    args = ["--db", resolve_db_url(db)]
     if resume is not None:
         # Resolved here: the workers other than rank 0 never read the database.
         from tzbench.runner.train import resolve_resume
@@ -171,10 +164,12 @@ def _torchrun_args(ctx: typer.Context, model: str, config: Path | None, set_: li
         args += ["--amp", amp.value]
     if compile_:
         args += ["--compile"]
-    args += ["--db", resolve_db_url(db)]
     if no_progress:
         args += ["--no-progress"]
-    return args
+    with tempfile.TemporaryDirectory(prefix="tzbench-nproc-") as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(_config_yaml(cfg), encoding="utf-8")
+        return _run_torchrun(torchrun_command(nproc, [*plugins, "train", cfg.model.name, "--config", str(path), *args]))
 
 
 def _report_train(result: Any, store: Store | None) -> None:
