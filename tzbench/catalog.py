@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 from tzbench.errors import CatalogError
 from tzbench.specs import ComponentSpec, DatasetSpec, LossSpec, RecognizerSpec, SRModelSpec, resolve_target
 
-__all__ = ["Kind", "KINDS", "CatalogError", "UnknownComponentError", "Entry", "Catalog", "format_validation_error"]
+__all__ = ["Kind", "KINDS", "CatalogError", "UnknownComponentError", "Entry", "Catalog", "Clash", "find_clashes",
+           "format_validation_error"]
 
 Kind = Literal["sr-models", "recognizers", "losses", "datasets"]
 
@@ -55,6 +56,32 @@ class Entry(Generic[S]):
 
     spec: S
     plugin: str
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A component name that several plugins provide (the Catalog refuses to start with it)."""
+
+    kind: str
+    name: str
+    plugins: tuple[str, ...]
+
+    def describe(self, plugin: str) -> str:
+        """The clash as seen from ``plugin``: ``sr model 'dup' also in plug_b``."""
+        return f"{_singular(self.kind)} {self.name!r} also in {', '.join(p for p in self.plugins if p != plugin)}"
+
+
+def find_clashes(pm: pluggy.PluginManager) -> list[Clash]:
+    """Every name two or more plugins register, without building a Catalog (which raises on the
+    first): ``tzbench plugins`` lists all plugins and marks these."""
+    providers: dict[tuple[str, str], list[str]] = {}
+    for kind, (hook_name, _) in _HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            specs = impl.function()
+            for spec in specs if isinstance(specs, Iterable) else ():
+                if isinstance(spec, ComponentSpec):
+                    providers.setdefault((kind, spec.name), []).append(impl.plugin_name)
+    return [Clash(kind, name, tuple(plugins)) for (kind, name), plugins in sorted(providers.items()) if len(plugins) > 1]
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:

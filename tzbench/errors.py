@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TzbenchError", "ConfigError", "CatalogError", "StoreError", "RunError", "CheckpointError",
-           "WeightsError", "DatasetError"]
+__all__ = ["TzbenchError", "ConfigError", "CatalogError", "ComponentImportError", "StoreError", "RunError",
+           "CheckpointError", "WeightsError", "DatasetError"]
 
 
 class TzbenchError(Exception):
@@ -24,6 +24,14 @@ class ConfigError(TzbenchError, ValueError):
 
 class CatalogError(TzbenchError, ValueError):
     """A catalog problem a user can fix: duplicate names, bad params, bad specs."""
+
+
+class ComponentImportError(TzbenchError, ImportError):
+    """A component's ``"module:attr"`` target cannot be imported; names the module and the cause.
+
+    An ImportError still (callers that catch that keep working), and a user error: the plugin
+    that ships the component is broken or misses a dependency the user can install.
+    """
 
 
 class StoreError(TzbenchError, RuntimeError):

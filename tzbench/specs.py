@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tzbench.errors import ComponentImportError
+
 __all__ = [
     "NoParams",
     "ComponentSpec",
@@ -150,10 +152,12 @@ def resolve_target(target: str) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:
-        raise ImportError(f"cannot import {module_name!r} for target {target!r}: {exc}") from exc
+        # One line: the CLI prints the message as its single `error:` line.
+        cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ComponentImportError(f"cannot import module {module_name!r} for target {target!r}: {cause}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
-            raise ImportError(f"target {target!r}: {module_name} has no attribute {attr!r}") from exc
+            raise ComponentImportError(f"target {target!r}: module {module_name} has no attribute {attr!r}") from exc
     return obj

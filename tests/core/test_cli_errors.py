@@ -173,3 +173,81 @@ def test_every_user_error_shares_one_torch_free_base() -> None:
                 WeightsError):
         assert issubclass(cls, errors.TzbenchError), cls
     assert CatalogError is errors.CatalogError and RunError is errors.RunError  # re-exported, not copied
+
+
+def _cli_with(monkeypatch: pytest.MonkeyPatch, *plugins: object) -> None:
+    """Make ``main`` load ``plugins`` in-process besides the installed ones."""
+    import tzbench.cli
+    from tzbench.plugins import get_plugin_manager
+
+    monkeypatch.setattr(tzbench.cli, "get_plugin_manager",
+                        lambda disable=(): get_plugin_manager(disable=disable, extra_plugins=list(plugins)))
+
+
+def _sr_plugin(name: str, model: str, target: str = "torch.nn:Identity") -> object:
+    import types
+
+    from pydantic import BaseModel, ConfigDict
+
+    from tzbench import SRModelSpec, hookimpl
+
+    class NoParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    mod = types.ModuleType(name)
+
+    @hookimpl
+    def register_sr_models() -> list[SRModelSpec]:
+        return [SRModelSpec(name=model, target=target, params=NoParams, trainable=False)]
+
+    mod.register_sr_models = register_sr_models  # type: ignore[attr-defined]
+    return mod
+
+
+def test_component_whose_module_fails_to_import_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ImportError of the model's module used to escape main() as a traceback with exit 1.
+    _cli_with(monkeypatch, _sr_plugin("brokenmodel", "brokenmodel", "tzbench_no_such_module_xyz.net:Net"))
+    code, _, err = run(["export", "onnx", "--model", "brokenmodel", "--out", str(tmp_path / "m.onnx")], capsys)
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "tzbench_no_such_module_xyz" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+    # Listing still works, the broken model's row says why.
+    code, out, _ = run(["list", "sr-models", "--format", "csv"], capsys)
+    assert code == 0 and "brokenmodel" in out and "tzbench_no_such_module_xyz" in out
+
+
+def test_plugins_lists_clashing_plugins_and_marks_the_clash(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building the catalog refuses the duplicate name; `tzbench plugins` is where a user looks
+    # for the cause, so it lists every plugin and names the clash instead of failing.
+    _cli_with(monkeypatch, _sr_plugin("plug_a", "dup"), _sr_plugin("plug_b", "dup"))
+    code, out, err = run(["plugins", "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = {line.split(",")[0]: line for line in out.splitlines()[1:]}
+    assert {"baselines", "tsrn", "recognizers", "plug_a", "plug_b"} <= set(rows)
+    assert "clash: sr model 'dup' also in plug_b" in rows["plug_a"]
+    assert "clash: sr model 'dup' also in plug_a" in rows["plug_b"]
+    assert rows["baselines"].endswith(",ok")
+    code, _, err = run(["list", "sr-models"], capsys)
+    assert code == 2 and "duplicate sr model name 'dup'" in err
+
+
+def test_plugins_shows_disabled_plugins_as_disabled(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--disable-plugin", "baselines", "plugins", "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = {line.split(",")[0]: line for line in out.splitlines()[1:]}
+    assert rows["baselines"].endswith(",disabled") and "tzbench_baselines.plugin" in rows["baselines"]
+    assert rows["tsrn"].endswith(",ok")
+
+
+def test_disable_plugin_takes_the_distribution_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # The built-in plugins are five entry points of the one `tzbench` distribution.
+    code, out, err = run(["--disable-plugin", "TZBench", "plugins", "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = {line.split(",")[0]: line for line in out.splitlines()[1:]}
+    assert {"textzoom", "tsrn", "baselines", "recognizers", "losses"} <= set(rows)
+    assert all(row.endswith(",disabled") for row in rows.values()), rows
+    code, out, _ = run(["--disable-plugin", "tzbench", "list", "sr-models", "--format", "csv"], capsys)
+    assert code == 0 and "srcnn" not in out

@@ -21,7 +21,8 @@ from tzbench.plugins import get_plugin_manager, plugin_failures
 
 __all__ = ["build_app", "main"]
 
-DisableOpt = Annotated[Optional[list[str]], typer.Option("--disable-plugin", help="skip a plugin (repeatable)")]
+DisableOpt = Annotated[Optional[list[str]], typer.Option(
+    "--disable-plugin", help="skip a plugin: its name or its distribution's (repeatable)")]
 
 
 class _Root:
@@ -33,14 +34,15 @@ class _Root:
 
     def callback(self, ctx: typer.Context, disable_plugin: DisableOpt = None) -> None:
         """Global options."""
-        def factory() -> Catalog:
+        def plugin_manager() -> Any:
             if self.pm is None or disable_plugin:
                 self.pm = get_plugin_manager(disable=disable_plugin or ())
             for f in plugin_failures(self.pm):
                 console.print(f"[yellow]warning:[/] plugin {f.name!r} ({f.module}) failed to load and was skipped: {f.error}")
-            return Catalog(self.pm)
+            return self.pm
 
-        ctx.obj = {"catalog_factory": factory, "disabled": list(disable_plugin or [])}
+        ctx.obj = {"catalog_factory": lambda: Catalog(plugin_manager()), "plugin_manager": plugin_manager,
+                   "disabled": list(disable_plugin or [])}
 
 
 def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager

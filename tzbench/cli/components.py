@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tzbench.catalog import KINDS
+from tzbench.catalog import KINDS, find_clashes
 from tzbench.cli._common import OutFormat, _catalog, _emit
-from tzbench.plugins import get_plugin_manager, plugin_failures, plugin_infos
+from tzbench.plugins import plugin_disabled, plugin_failures, plugin_infos
 
 __all__ = ["list_", "plugins", "register"]
 
@@ -46,11 +46,20 @@ def list_(
     _emit(rows, cols, format, title=kind)
 
 
-def plugins(ctx: typer.Context) -> None:
-    """Installed plugins, and any that failed to load."""
-    _catalog(ctx)
-    pm = get_plugin_manager()
-    rows = [{"name": p.name, "module": p.module, "distribution": p.dist, "version": p.version, "status": "ok"}
+def plugins(
+    ctx: typer.Context,
+    format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
+) -> None:
+    """Installed plugins: loaded, failed to load, disabled, or clashing with another plugin's names."""
+    pm = ctx.obj["plugin_manager"]()
+    clashes: dict[str, list[str]] = {}
+    for clash in find_clashes(pm):
+        for plugin in clash.plugins:
+            clashes.setdefault(plugin, []).append(clash.describe(plugin))
+    rows = [{"name": p.name, "module": p.module, "distribution": p.dist, "version": p.version,
+             "status": "clash: " + "; ".join(clashes[p.name]) if p.name in clashes else "ok"}
             for p in plugin_infos(pm)]
     rows += [{"name": f.name, "module": f.module, "status": f"failed: {f.error}"} for f in plugin_failures(pm)]
-    _emit(rows, ["name", "module", "distribution", "version", "status"], OutFormat.table, title="plugins")
+    rows += [{"name": p.name, "module": p.module, "distribution": p.dist, "version": p.version, "status": "disabled"}
+             for p in plugin_disabled(pm)]
+    _emit(rows, ["name", "module", "distribution", "version", "status"], format, title="plugins")
