@@ -221,7 +221,10 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
                  "test subsets with ASTER)")] = None,
         print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
         db: DbOpt = None,
-        no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+        no_progress: Annotated[bool, typer.Option("--no-progress", help="plain progress lines, no bar")] = False,
+        logger: Annotated[Optional[list[str]], typer.Option(
+            "--logger", help="a training logger, e.g. tensorboard (repeatable; tzbench list loggers)")] = None,
+        log_every: Annotated[int, typer.Option("--log-every", min=1, help="steps per running-mean loss record")] = 100,
     ) -> None:
         """Train an SR model and record the run (then evaluate its best checkpoint).
 
@@ -299,11 +302,13 @@ def build_app(pm=None) -> typer.Typer:  # noqa: ANN001 - pluggy.PluginManager
             args += ["--db", resolve_db_url(db)]
             if no_progress:
                 args += ["--no-progress"]
+            args += [a for name in logger or [] for a in ("--logger", name)] + ["--log-every", str(log_every)]
             raise typer.Exit(_run_torchrun(torchrun_command(nproc, args)))
         if main_rank and store is None:
             store = _store(db)
         result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress,
-                           amp=amp.value if amp is not None else None, compile=compile_)
+                           amp=amp.value if amp is not None else None, compile=compile_,
+                           log_every=log_every, loggers=logger or [])
         if not main_rank:
             return
         out.print(f"run {result.run_id} {result.status} at step {result.step}: best checkpoint {result.best_checkpoint}")
