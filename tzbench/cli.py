@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tzbench.catalog import KINDS, Catalog
@@ -683,7 +684,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args, prog_name="tzbench", standalone_mode=False)
     except user_errors as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # a message may hold [brackets]
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

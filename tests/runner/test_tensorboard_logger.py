@@ -1,0 +1,47 @@
+"""The built-in ``tensorboard`` logger: a tiny training run, its event file read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from runner_helpers import SMALL, cli
+
+from tzbench.db.store import Store
+from tzbench.runner.records import read_metrics
+
+
+def test_tensorboard_events_hold_losses_lr_metrics_and_a_grid(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    code, out, err = cli(["train", "srcnn", "--steps", "4", *SMALL, "--set", "val_every=2", "--set", "eval_after=false",
+                          "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}", "--db", db, "--no-progress",
+                          "--log-every", "2", "--logger", "tensorboard"], capsys)
+    assert code == 0, err + out
+    run_dir = Path(Store(db).list_runs("train")[0].config["run_dir"])
+    assert Store(db).list_runs("train")[0].config["records"] == {"log_every": 2, "loggers": ["tensorboard"]}
+    events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train/loss", "train/loss/mse", "train/lr", "train/s_per_step", "val/psnr", "val/ssim"} <= set(tags["scalars"])
+    hist = read_metrics(run_dir / "metrics.jsonl")
+    train = {r["step"]: r for r in hist if r["kind"] == "train"}
+    val = {r["step"]: r["metrics"]["val"] for r in hist if r["kind"] == "val"}
+    loss = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert sorted(loss) == [2, 4]
+    for s in (2, 4):  # the same running means as metrics.jsonl (float32 in the event file)
+        assert loss[s] == pytest.approx(train[s]["loss"], rel=1e-5)
+    assert [(e.step, pytest.approx(e.value)) for e in acc.Scalars("train/lr")] == [(2, 1e-3), (4, 1e-3)]
+    psnr = {e.step: e.value for e in acc.Scalars("val/psnr")}
+    assert sorted(psnr) == [2, 4] and psnr[4] == pytest.approx(val[4]["psnr"], rel=1e-5)
+    assert "val/samples" in tags["images"]
+    images = acc.Images("val/samples")
+    assert [im.step for im in images] == [2, 4]
+    # rows bicubic LR / SR / HR of 2 val pairs: 3 x 32 px high, 2 x 128 px wide, padding 2
+    assert (images[0].height, images[0].width) == (3 * 34 + 2, 2 * 130 + 2)
+    assert images[0].encoded_image_string[:8] == b"\x89PNG\r\n\x1a\n"
