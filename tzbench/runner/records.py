@@ -246,8 +246,8 @@ class TrainRecords:
                 f"lr {self.lr:.3g} {sps:.3f} s/step ETA {format_duration(sps * (self.total - step))}")
 
     def validation(self, step: int, metrics: Mapping[str, Mapping[str, float]], selection_metric: str,
-                   score: float, improved: bool, grid: Any = None) -> None:
-        """Record one validation: history, loggers, a line."""
+                   score: float, improved: bool, grid: Any = None, announce: bool = True) -> None:
+        """Record one validation: history, loggers, and (``announce``) a line."""
         self._history({"kind": "val", "step": step, "metrics": {k: dict(v) for k, v in metrics.items()},
                        "score": score, "improved": improved, "time": time.time()})
         self.loggers.call("on_validation", step, metrics, grid)
@@ -255,7 +255,8 @@ class TrainRecords:
                           for name, vals in metrics.items())
         if self._prog is not None:
             self._prog.update(self._task, info=f"loss={self.window.mean('loss'):.4f} val {selection_metric}={score:.4f}")
-        self.say(f"{self.label} validation at step {step}: {shown}{'  (best so far)' if improved else ''}")
+        if announce:
+            self.say(f"{self.label} validation at step {step}: {shown}{'  (best so far)' if improved else ''}")
 
     def close(self, line: str | None = None) -> None:
         """The closing line, the loggers' ``on_end``, files closed."""
