@@ -65,6 +65,14 @@ class RunningMean:
     def names(self) -> list[str]:
         return list(self._values)
 
+    def state(self) -> dict[str, list[float]]:
+        """The window's values, for the training state (a resumed run's means equal the uninterrupted run's)."""
+        return {k: list(v) for k, v in self._values.items()}
+
+    def load(self, state: Mapping[str, list[float]] | None) -> None:
+        """Restore :meth:`state` (the last ``window`` values of each name are kept)."""
+        self._values = {k: deque((float(x) for x in v), maxlen=self.window) for k, v in (state or {}).items()}
+
 
 def format_duration(seconds: float) -> str:
     """``42s``, ``3m05s``, ``2h07m``."""

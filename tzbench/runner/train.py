@@ -693,7 +693,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             tensors.update({f"rank{r}.{k}": v for k, v in t.items()})
         save_checkpoint(last_path, tensors, meta_for(step, {
             "kind": TRAINING_STATE, "optimizer": opt_meta, "rng_ranks": [js for _, js in gathered],
-            "scaler": prec.state(), "train_seconds": elapsed}))
+            "scaler": prec.state(), "train_seconds": elapsed,
+            "loss_window": records.window.state() if records is not None else {}}))
         last_saved["step"] = step
 
     # -- the loop -------------------------------------------------------------------------------
@@ -707,6 +708,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         if ctx.is_main:
             records = _open_records(cfg, run_id, run_dir, start_step, resume is not None, log_every, progress,
                                     build_loggers(catalog, loggers, run_dir), device, ctx.world_size)
+            if resume is not None:  # the running mean goes on over the steps before the checkpoint
+                records.window.load(meta.get("loss_window"))
         with _StopRequests() as stop, (records if records is not None else contextlib.nullcontext()):
             batches = _batches(train_ds, cfg.data.batch_size, cfg.seed, start_step, cfg.data.num_workers, ctx)
             while step < cfg.steps:
