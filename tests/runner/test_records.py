@@ -136,3 +136,22 @@ def test_running_mean_window_and_helpers(tmp_path: Path) -> None:
                  '{"kind": "val", "step": 4, "metrics": {}}\n')
     assert [(r["kind"], r["step"], r.get("loss")) for r in read_metrics(f)] == [
         ("train", 2, 1), ("train", 4, 3), ("val", 4, None)]
+
+
+def test_on_a_terminal_the_bar_replaces_the_lines_but_the_log_keeps_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records, "progress_mode", lambda progress: "bar" if progress else "lines")
+    rec = records.TrainRecords(tmp_path, "train x", 4, 0, 2, progress=True)
+    assert rec.mode == "bar"
+    with rec:
+        rec.start({"start_step": 0}, "header line")
+        for s in range(1, 5):
+            rec.step(s, float(s), {"mse": float(s)}, 1e-3)
+        rec.validation(4, {"val": {"psnr": 20.0, "n": 2.0}}, "psnr", 20.0, True)
+    rec.close("the end")
+    out = capsys.readouterr().out
+    assert "train x step 2/4" not in out and "train x validation at step 4" in out  # the bar, plus events
+    log = (tmp_path / records.TRAIN_LOG).read_text()
+    assert "train x step 2/4 (50%) loss 1.50000 lr 0.001" in log and "train x step 4/4 (100%) loss 3.50000" in log
+    assert log.splitlines()[-1].endswith(" the end")
+    assert records.progress_mode(False) == "lines"
