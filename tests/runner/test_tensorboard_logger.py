@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runner_helpers import SMALL, cli
+import torch
+from runner_helpers import SMALL, cli, model_weights
 
 from tzbench.db.store import Store
 from tzbench.runner.records import read_metrics
@@ -16,11 +17,17 @@ def test_tensorboard_events_hold_losses_lr_metrics_and_a_grid(tmp_path: Path,
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     db = f"sqlite:///{tmp_path / 'tz.db'}"
-    code, out, err = cli(["train", "srcnn", "--steps", "4", *SMALL, "--set", "val_every=2", "--set", "eval_after=false",
-                          "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}", "--db", db, "--no-progress",
-                          "--log-every", "2", "--logger", "tensorboard"], capsys)
+    args = ["train", "srcnn", "--steps", "4", *SMALL, "--set", "val_every=2", "--set", "eval_after=false",
+            "--set", "selection_judge=psnr", "--set", "deterministic=true", "--db", db, "--no-progress",
+            "--log-every", "2"]
+    code, out, err = cli([*args, "--set", f"out_dir={tmp_path / 'plain'}"], capsys)
     assert code == 0, err + out
-    run_dir = Path(Store(db).list_runs("train")[0].config["run_dir"])
+    code, out, err = cli([*args, "--set", f"out_dir={tmp_path / 'tb'}", "--logger", "tensorboard"], capsys)
+    assert code == 0, err + out
+    plain_dir, run_dir = (Path(r.config["run_dir"]) for r in reversed(Store(db).list_runs("train")))
+    # The logger (its sample-grid forward included) changes nothing the run computes.
+    plain, logged = model_weights(plain_dir / "last.safetensors"), model_weights(run_dir / "last.safetensors")
+    assert all(torch.equal(plain[k], logged[k]) for k in plain)
     assert Store(db).list_runs("train")[0].config["records"] == {"log_every": 2, "loggers": ["tensorboard"]}
     events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
     assert len(events) == 1

@@ -497,10 +497,12 @@ def _loss_terms(criterion: Any) -> dict[str, float]:
 def _sample_grid(net: torch.nn.Module, sel: Selection, device: torch.device, k: int = 4) -> torch.Tensor:
     """Bicubic LR / SR / HR of the first ``k`` pairs of the first selection set, for loggers."""
     ds = next(iter(sel.sets.values()))
-    batch = fetch(ds, torch.arange(min(k, len(ds))))
     was_training = net.training
-    net.eval()
-    sr = net(batch["lr"].to(device)).float()
+    # Its own RNG streams: enabling a logger must not change what the run computes (nor resume's exactness).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        batch = fetch(ds, torch.arange(min(k, len(ds))))
+        net.eval()
+        sr = net(batch["lr"].to(device)).float()
     net.train(was_training)
     return sample_grid(batch["lr"], sr, batch["hr"])
 
