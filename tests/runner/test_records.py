@@ -155,3 +155,14 @@ def test_on_a_terminal_the_bar_replaces_the_lines_but_the_log_keeps_them(
     assert "train x step 2/4 (50%) loss 1.50000 lr 0.001" in log and "train x step 4/4 (100%) loss 3.50000" in log
     assert log.splitlines()[-1].endswith(" the end")
     assert records.progress_mode(False) == "lines"
+
+
+def test_the_final_eval_is_in_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    _, run_dir = _train(["--steps", "2", *SMALL, "--set", "val_every=2", "--set", "selection_judge=psnr",
+                         "--set", "judges=[]", "--set", f"out_dir={tmp_path}", "--no-progress"], db, capsys)
+    eval_run = Store(db).list_runs("eval")[0]
+    log = (run_dir / "train.log").read_text()
+    for r in Store(db).results(eval_run.id):
+        assert f"final eval (run {eval_run.id}): {r.subset} {r.recognizer} {r.metric}={r.value:.4f}" in log
+    assert "final eval" in log.splitlines()[-1]
