@@ -8,7 +8,7 @@ import sys
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -114,7 +114,7 @@ def test_missing_package_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mon
 class Failing:
     """A logger whose on_step raises: the run must finish without it, saying so."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
