@@ -16,6 +16,7 @@ from tzbench.api import (
 from tzbench.hookspecs import hookimpl
 from tzbench.specs import (
     DatasetSpec,
+    LoggerSpec,
     LossSpec,
     NoParams,
     RecognizerSpec,
@@ -37,6 +38,7 @@ __all__ = [
     "list_datasets",
     "create_dataset",
     "DatasetSpec",
+    "LoggerSpec",
     "LossSpec",
     "NoParams",
     "RecognizerSpec",

@@ -16,18 +16,19 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from tzbench.errors import CatalogError
-from tzbench.specs import ComponentSpec, DatasetSpec, LossSpec, RecognizerSpec, SRModelSpec, resolve_target
+from tzbench.specs import ComponentSpec, DatasetSpec, LoggerSpec, LossSpec, RecognizerSpec, SRModelSpec, resolve_target
 
 __all__ = ["Kind", "KINDS", "CatalogError", "UnknownComponentError", "Entry", "Catalog", "Clash", "find_clashes",
            "format_validation_error"]
 
-Kind = Literal["sr-models", "recognizers", "losses", "datasets"]
+Kind = Literal["sr-models", "recognizers", "losses", "datasets", "loggers"]
 
 _HOOKS: dict[str, tuple[str, type[ComponentSpec]]] = {
     "sr-models": ("register_sr_models", SRModelSpec),
     "recognizers": ("register_recognizers", RecognizerSpec),
     "losses": ("register_losses", LossSpec),
     "datasets": ("register_datasets", DatasetSpec),
+    "loggers": ("register_loggers", LoggerSpec),
 }
 KINDS: tuple[str, ...] = tuple(_HOOKS)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tzbench.catalog import format_validation_error
 from tzbench.errors import ConfigError
@@ -120,7 +120,7 @@ class EvalConfig(_Strict):
     """Evaluate one SR model (checkpoint or untrained, e.g. bicubic) with the judges."""
 
     model: ComponentRef
-    checkpoint: str | None = None
+    checkpoint: str | None = Field(default=None, description="made absolute: the run records where it is")
     data: DataConfig = Field(default_factory=DataConfig)
     judges: list[str] = Field(default_factory=_default_judges, description="registry.yaml default_judges")
     protocol: Literal["clean", "legacy"] = "clean"
@@ -128,6 +128,12 @@ class EvalConfig(_Strict):
     seed: int = 0
     device: str = "auto"
     tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        # The run's row keeps this path; `report` and `leaderboard` read it from any folder.
+        return str(Path(v).expanduser().absolute()) if v else v
 
 
 def _parse_value(raw: str) -> Any:

@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from tzbench.specs import DatasetSpec, LossSpec, RecognizerSpec, SRModelSpec
+    from tzbench.specs import DatasetSpec, LoggerSpec, LossSpec, RecognizerSpec, SRModelSpec
 
 PROJECT = "tzbench"
 
@@ -60,6 +60,18 @@ def register_datasets() -> list[DatasetSpec]:
     The target, called with the validated params, returns a provider with
     ``subsets(split) -> list[str]`` and ``load(split, subset) -> torch Dataset`` whose items are
     dicts ``{lr, hr, label, index}``: ``lr``/``hr`` uint8 tensors ``(C, H, W)``.
+    """
+
+
+@hookspec
+def register_loggers() -> list[LoggerSpec]:
+    """Return the training loggers (experiment trackers) this plugin provides.
+
+    The target, called as ``target(run_dir=<the run folder>, **validated params)``, returns a
+    :class:`tzbench.loggers.TrainLogger`: ``on_start(info)``, ``on_step(step, scalars)`` every
+    ``log_every`` steps (running means), ``on_validation(step, metrics, sample_grid)`` and
+    ``on_end()``. Enabled per run with ``tzbench train ... --logger NAME``; the target is imported
+    only then, so a logger's package is needed only by the runs that use it.
     """
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "PretrainedWeights",
     "LossSpec",
     "DatasetSpec",
+    "LoggerSpec",
     "resolve_target",
 ]
 
@@ -144,6 +145,16 @@ class DatasetSpec(ComponentSpec):
 
     splits: tuple[str, ...] = ("train", "test")
     subsets: tuple[str, ...] = ("easy", "medium", "hard")
+
+
+class LoggerSpec(ComponentSpec):
+    """A training logger (TensorBoard, ...): ``target(run_dir=Path, **params) -> TrainLogger``.
+
+    A logger that needs a package tzbench does not install names the command that installs it
+    in ``install``; the runner puts it in the one-line error when the target cannot be imported.
+    """
+
+    install: str = Field(default="", description="how to install what the logger needs, e.g. pip install 'tzbench[x]'")
 
 
 def resolve_target(target: str) -> Any:

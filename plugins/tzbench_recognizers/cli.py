@@ -29,8 +29,9 @@ def train_recognizer_cmd(
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="where run folders go (default runs)")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
     db: Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL (default $TZBENCH_DB or sqlite:///tzbench.db)")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
-    log: Annotated[Optional[Path], typer.Option("--log", help="also append progress lines to this file")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="plain progress lines, no bar")] = False,
+    log: Annotated[Optional[Path], typer.Option(
+        "--log", help="also append the validation/test lines to this file (the run folder has train.log)")] = None,
 ) -> None:
     """Train a judge (text recognizer) here, record the run and score it on HR and bicubic LR.
 
@@ -65,12 +66,10 @@ def train_recognizer_cmd(
     store = Store(db)
     store.reap_dead_runs()
 
-    def say(line: str) -> None:
+    def say(line: str) -> None:  # the run prints its lines and keeps them in <run>/train.log
         if log is not None:
             with open(log, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
-        if no_progress:
-            out.print(line, highlight=False, markup=False)
 
     result = train_recognizer(cfg, store, catalog, progress=not no_progress, log=say)
     out.print(f"run {result.run_id} {result.status}: {result.steps} steps in {result.seconds / 60:.1f} min, "

@@ -122,6 +122,7 @@ class RecognizerTrainConfig(BaseModel):
     bn_batches: int = Field(default=4, ge=0, description="training batches used to recompute BN statistics before "
                             "each validation and checkpoint (0: keep the running averages)")
     val_every: int = Field(default=200, ge=1)
+    log_every: int = Field(default=100, ge=1, description="steps per running-mean loss record and progress line")
     val_max_samples: int = Field(default=512, ge=1)
     test_subsets: list[str] = Field(default_factory=lambda: ["easy", "medium", "hard"])
     test_max_samples: int | None = Field(default=None, ge=1, description="limit each test set (quick checks)")
@@ -448,15 +449,18 @@ def train_recognizer(
     Selection: the checkpoint with the best validation accuracy (val splits of the same
     datasets) is ``best``; the final state is ``last``. At the end the best checkpoint is read
     back and scored on every dataset's test split, HR and bicubic LR, and those numbers are
-    recorded as the run's final results. ``log`` (a callable taking a string) receives
-    progress lines for non-interactive logs.
+    recorded as the run's final results. The run folder gets ``train.log`` and ``metrics.jsonl``
+    as an SR training's (tzbench.runner.records); progress is a bar on a terminal and plain lines
+    otherwise (or with ``progress=False``). ``log`` (a callable taking a string) also receives the
+    validation and test lines.
     """
     from tzbench.db.store import ResultRow
     from tzbench.runner.checkpoint import checkpoint_paths, new_run_dir, save_checkpoint
     from tzbench.weights import sha256_file
-    from tzbench.runner.context import RunError, make_progress, pick_device, provenance, seed_everything
+    from tzbench.runner.context import RunError, pick_device, provenance, seed_everything
+    from tzbench.runner.records import TrainRecords
 
-    say = log or (lambda _msg: None)
+    user_log = log or (lambda _msg: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -504,6 +508,14 @@ def train_recognizer(
     run_dir = new_run_dir(cfg.out_dir, f"{run_id:05d}-recognizer-{name}")
     best_path, last_path = run_dir / "best", run_dir / "last"
     store.update_run(run_id, checkpoint=str(checkpoint_paths(best_path)[0]))
+    records = TrainRecords(run_dir, f"train-recognizer {name}", cfg.steps, 0, cfg.log_every, progress)
+    records.start({"run_id": run_id, "run_dir": str(run_dir), "model": name, "steps": cfg.steps, "start_step": 0,
+                   "config": cfg.model_dump(mode="json")},
+                  f"tzbench train-recognizer {name}: run {run_id}, {cfg.steps} steps, folder {run_dir} (device {device})")
+
+    def say(line: str) -> None:
+        records.say(line)
+        user_log(line)
 
     def meta(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -535,8 +547,7 @@ def train_recognizer(
     loss_avg: float | None = None
     net.train()
     try:
-        with make_progress(disable=not progress) as prog:
-            task = prog.add_task(f"train-recognizer {name}", total=cfg.steps, info="")
+        with records:
             while step < cfg.steps:
                 elapsed = time.perf_counter() - t0
                 if budget is not None and elapsed >= budget:
@@ -583,14 +594,13 @@ def train_recognizer(
                     torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
                 opt.step()
                 step += 1
-                value = float(loss.item())
-                loss_avg = value if loss_avg is None else 0.95 * loss_avg + 0.05 * value
-                prog.update(task, completed=step, info=f"loss={loss_avg:.3f}")
+                records.step(step, float(loss.item()), {}, float(opt.param_groups[0]["lr"]))
+                # The DB's train loss: the mean over the last log_every steps, as for SR runs.
+                loss_avg = records.window.mean("loss")
                 if step % cfg.val_every == 0 or step == cfg.steps:
                     recalibrate_bn(rec, calib)
                     best_val = _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta,
-                                         save_checkpoint, say, t0)
-                    prog.update(task, info=f"loss={loss_avg:.3f} val acc={best_val:.3f} (best)")
+                                         save_checkpoint, say, t0, records)
                     net.train()
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted at step {step}"
@@ -598,6 +608,7 @@ def train_recognizer(
         status, message = "failed", str(exc)
     except BaseException as exc:
         store.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        records.close(f"run {run_id} failed: {type(exc).__name__}: {exc}")
         raise
     finally:
         if prev_handler is not None:
@@ -608,7 +619,7 @@ def train_recognizer(
         # stopped between evaluations (time budget, interruption): score the final state too
         recalibrate_bn(rec, calib)
         best_val = _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta,
-                             save_checkpoint, say, t0)
+                             save_checkpoint, say, t0, records)
     save_checkpoint(last_path, net.state_dict(), meta(step, {"seconds": seconds}))
     store.add_results(run_id, [ResultRow("train", name, "seconds", seconds, -1, step)])
     best_file = checkpoint_paths(best_path)[0]
@@ -628,6 +639,7 @@ def train_recognizer(
         store.update_run(run_id, checkpoint_sha256=sha256_file(best_file))
     store.finish_run(run_id, status, message=message, checkpoint=str(best_file) if best_file.exists() else None,
                      bad_samples=sum(len(getattr(p, "bad_samples", []) or []) for p in providers.values()))
+    records.close(f"run {run_id} {status} at step {step} in {seconds:.0f} s" + (f"; {message}" if message else ""))
     if status == "failed":
         raise RunError(message or "training failed")
     flat = {d: {k: v for k, (v, _) in r.items()} for d, r in test.items()}
@@ -635,7 +647,8 @@ def train_recognizer(
                                   checkpoint_paths(last_path)[0], best_val, step, seconds, status, flat)
 
 
-def _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta, save_checkpoint, say, t0):  # noqa: ANN001, ANN202
+def _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_path, meta, save_checkpoint, say, t0,  # noqa: ANN001, ANN202
+              records):
     from tzbench.db.store import ResultRow
 
     rep = read_accuracy(rec, val_ds, cfg.eval_batch_size, "hr", keep_examples=4)
@@ -647,8 +660,11 @@ def _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_pa
     if improved:
         best_val = rep.accuracy
         save_checkpoint(best_path, rec.net.state_dict(), meta(step, {"val_accuracy": rep.accuracy}))
-    say(f"step {step} t={time.perf_counter() - t0:.0f}s loss={loss_avg if loss_avg is not None else float('nan'):.3f} "
-        f"val acc={rep.accuracy:.4f} ({rep.correct}/{rep.n}){' *' if improved else ''} e.g. {rep.examples}")
+    line = (f"step {step} t={time.perf_counter() - t0:.0f}s loss={loss_avg if loss_avg is not None else float('nan'):.3f} "
+            f"val acc={rep.accuracy:.4f} ({rep.correct}/{rep.n}){' *' if improved else ''} e.g. {rep.examples}")
+    records.validation(step, {"val": {"accuracy": rep.accuracy, "n": float(rep.n)}}, "accuracy", rep.accuracy,
+                       improved, announce=False)
+    say(line)
     return best_val
 
 

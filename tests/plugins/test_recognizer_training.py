@@ -207,6 +207,23 @@ def test_run_is_recorded_like_sr_runs(trained) -> None:
     assert outcome.steps == 3 and set(outcome.test["synth"]) == {"hr:easy", "lr:easy", "hr:all", "lr:all"}
 
 
+def test_run_folder_has_log_and_metrics_history(trained) -> None:
+    from tzbench.runner.records import read_metrics
+
+    outcome, store, _ = trained
+    log = (outcome.run_dir / "train.log").read_text()
+    assert f"tzbench train-recognizer crnn: run {outcome.run_id}, 3 steps" in log
+    assert "train-recognizer crnn step 3/3 (100%) loss " in log and " s/step ETA " in log
+    assert "step 2 t=" in log and "val acc=" in log and f"run {outcome.run_id} finished at step 3" in log
+    hist = read_metrics(outcome.run_dir / "metrics.jsonl")
+    assert [(r["kind"], r["step"]) for r in hist] == [("val", 2), ("train", 3), ("val", 3)]
+    # The DB's train loss is the running mean the history holds (log_every=100: all 3 steps).
+    loss3 = next(r for r in _all_results(store, outcome.run_id) if (r.subset, r.metric, r.step) == ("train", "loss", 3))
+    assert loss3.value == pytest.approx(hist[1]["loss"])
+    val2 = next(r for r in _all_results(store, outcome.run_id) if (r.subset, r.metric, r.step) == ("val", "accuracy", 2))
+    assert hist[0]["metrics"]["val"]["accuracy"] == pytest.approx(val2.value)
+
+
 def _all_results(store: Store, run_id: int):
     from sqlalchemy import select
 
@@ -329,6 +346,7 @@ def test_cli_train_recognizer(tmp_path: Path) -> None:
     res = CliRunner().invoke(build_app(get_plugin_manager()), args)
     assert res.exit_code == 0, res.output
     assert "best checkpoint" in res.output and "synth test" in res.output
+    assert "train-recognizer vitstr step 2/2 (100%) loss " in res.output  # plain progress lines, not a bar
     run = Store(db).list_runs(None, None, 5)[0]
     assert (run.kind, run.sr_model, run.status) == ("train-recognizer", "vitstr", "finished")
     # the trained vitstr loads back with the params recorded in the run

@@ -13,6 +13,7 @@ import sys
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from tzbench.catalog import Catalog
 from tzbench.cli import components, infer, report, runs, train, weights
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args, prog_name="tzbench", standalone_mode=False)
     except user_errors as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # a message may hold [brackets]
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -78,7 +78,10 @@ def train(
              "test subsets with ASTER)")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="print the resolved config and exit")] = False,
     db: DbOpt = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="plain progress lines, no bar")] = False,
+    logger: Annotated[Optional[list[str]], typer.Option(
+        "--logger", help="a training logger, e.g. tensorboard (repeatable; tzbench list loggers)")] = None,
+    log_every: Annotated[int, typer.Option("--log-every", min=1, help="steps per running-mean loss record")] = 100,
 ) -> None:
     """Train an SR model and record the run (then evaluate its best checkpoint).
 
@@ -98,11 +101,13 @@ def train(
     if nproc > 1:
         if env_world().enabled:
             raise ConfigError("--nproc starts torchrun itself; do not combine it with a torchrun launch")
-        raise typer.Exit(_relaunch(ctx, nproc, cfg, resume, store, db, amp, compile_, no_progress))
+        records = [a for name in logger or [] for a in ("--logger", name)] + ["--log-every", str(log_every)]
+        raise typer.Exit(_relaunch(ctx, nproc, cfg, resume, store, db, amp, compile_, no_progress, records))
     if main_rank and store is None:
         store = _store(db)
     result = run_train(cfg, store, catalog, resume=resume, progress=not no_progress,
-                       amp=amp.value if amp is not None else None, compile=compile_)
+                       amp=amp.value if amp is not None else None, compile=compile_,
+                       log_every=log_every, loggers=logger or [])
     if main_rank:
         _report_train(result, store)
 
@@ -142,7 +147,7 @@ def _train_config(ctx: typer.Context, model: str, config: Path | None, sets: lis
 
 
 def _relaunch(ctx: typer.Context, nproc: int, cfg: TrainConfig, resume: str | None, store: Store | None,
-              db: str | None, amp: AmpOpt | None, compile_: bool, no_progress: bool) -> int:
+              db: str | None, amp: AmpOpt | None, compile_: bool, no_progress: bool, records: list[str]) -> int:
     """Run this training in ``nproc`` torchrun workers; returns torchrun's exit code.
 
     The workers read the config resolved here, written as YAML (what ``--print-config`` shows)
@@ -166,6 +171,7 @@ def _relaunch(ctx: typer.Context, nproc: int, cfg: TrainConfig, resume: str | No
         args += ["--compile"]
     if no_progress:
         args += ["--no-progress"]
+    args += records  # --logger / --log-every live in the run row, not in the config
     with tempfile.TemporaryDirectory(prefix="tzbench-nproc-") as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(_config_yaml(cfg), encoding="utf-8")

@@ -14,6 +14,7 @@ reproduces the uninterrupted run bit for bit in deterministic mode.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -21,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tzbench.config import EvalConfig, TrainConfig
 from tzbench.data import collate
 from tzbench.db.models import NO_RECOGNIZER
 from tzbench.db.store import ResultRow, Store, StoreError, pid_alive
+from tzbench.loggers import LoggerSet, build_loggers, check_loggers
 from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch, ssim_per_image, word_accuracy
 from tzbench.registry import load_registry
 from tzbench.weights import sha256_file
@@ -60,7 +62,6 @@ from tzbench.runner.context import (
     build_sr_model,
     check_subsets,
     fetch,
-    make_progress,
     provenance,
     seed_everything,
 )
@@ -76,6 +77,7 @@ from tzbench.runner.distributed import (
 )
 from tzbench.runner.evaluate import evaluate
 from tzbench.runner.precision import Precision, check_runtime
+from tzbench.runner.records import TRAIN_LOG, RunLog, TrainRecords, sample_grid
 from tzbench.runner.schedule import WeightAverage, make_scheduler
 
 __all__ = [
@@ -413,6 +415,8 @@ def train(
     progress: bool = True,
     amp: str | None = None,
     compile: bool = False,
+    log_every: int = 100,
+    loggers: Sequence[str] = (),
 ) -> TrainOutcome:
     """Train ``cfg.model`` on ``cfg.data``; validate, checkpoint and record as configured.
 
@@ -424,9 +428,13 @@ def train(
         resume: a run id, run folder or ``last`` checkpoint: training continues from its step
             with the same sample order, optimizer, RNG and scaler state, in the same run row.
             ``cfg`` must equal the checkpoint's config except for :data:`RESUME_MAY_CHANGE`.
-        progress: show a progress bar (rank 0).
+        progress: a progress bar on a terminal; False (or output that is not a terminal): plain
+            progress lines (rank 0). Either way the lines also go to ``<run>/train.log``.
         amp: ``bf16`` / ``fp16`` mixed precision, ``off``, or None (off; on resume: as before).
         compile: ``torch.compile`` the model (CUDA only).
+        log_every: steps between records of the running-mean loss (``metrics.jsonl``, loggers,
+            progress lines); also the window of that mean.
+        loggers: names of training loggers (``register_loggers``, e.g. ``tensorboard``) to call.
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank calls this; the model is wrapped in
     DistributedDataParallel and ``cfg.data.batch_size`` is the per-process batch.
@@ -439,8 +447,12 @@ def train(
         # The judges of the final eval are built (then dropped) before training, so a missing
         # binary, package or weights file fails now, not after an hour of training.
         build_judges(catalog, cfg.judges, device)
+    if ctx.is_main:
+        check_loggers(catalog, loggers)  # an unknown name or a missing package: before the run row
+    if log_every < 1:
+        raise RunError(f"--log-every must be at least 1 (got {log_every})")
     try:
-        result = _train(cfg, store, catalog, resume, progress, amp, compile, ctx, device)
+        result = _train(cfg, store, catalog, resume, progress, amp, compile, ctx, device, log_every, tuple(loggers))
     finally:
         shutdown(ctx)
     if ctx.is_main and result.status == "finished" and cfg.eval_after and result.best_checkpoint is not None:
@@ -448,6 +460,7 @@ def train(
         ecfg = EvalConfig(model=cfg.model, checkpoint=str(result.best_checkpoint), data=cfg.data, judges=cfg.judges,
                           protocol=cfg.protocol, seed=cfg.seed, device=str(device))
         result.eval_run_id = evaluate(ecfg, store, catalog, parent_id=result.run_id, progress=progress).run_id
+        _log_eval(result.run_dir, store, result.eval_run_id)
     if result.status == "failed":
         raise TrainFailed(result)
     return result
@@ -461,8 +474,55 @@ class TrainFailed(RunError):
         self.outcome = outcome
 
 
+def _log_eval(run_dir: Path, store: Store, eval_run_id: int) -> None:
+    """The final evaluation's results, appended to the training run's log."""
+    runlog = RunLog(run_dir / TRAIN_LOG)
+    try:
+        for r in store.results(eval_run_id):
+            runlog.write(f"final eval (run {eval_run_id}): {r.subset} {r.recognizer} {r.metric}={r.value:.4f} "
+                         f"(n={r.n_samples})")
+    finally:
+        runlog.close()
+
+
+def _loss_terms(criterion: Any) -> dict[str, float]:
+    """The loss's named terms of its last call (``.parts``), as floats; {} when it has none."""
+    parts = getattr(criterion, "parts", None)
+    if not isinstance(parts, Mapping):
+        return {}
+    return {str(k): float(v) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def _sample_grid(net: torch.nn.Module, sel: Selection, device: torch.device, k: int = 4) -> torch.Tensor:
+    """Bicubic LR / SR / HR of the first ``k`` pairs of the first selection set, for loggers."""
+    ds = next(iter(sel.sets.values()))
+    was_training = net.training
+    # Its own RNG streams: enabling a logger must not change what the run computes (nor resume's exactness).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        batch = fetch(ds, torch.arange(min(k, len(ds))))
+        net.eval()
+        sr = net(batch["lr"].to(device)).float()
+    net.train(was_training)
+    return sample_grid(batch["lr"], sr, batch["hr"])
+
+
+def _open_records(cfg: TrainConfig, run_id: int, run_dir: Path, start_step: int, resumed: bool, log_every: int,
+                  progress: bool, loggers: list[Any], device: torch.device, world_size: int) -> TrainRecords:
+    """Rank 0's train.log, metrics.jsonl, loggers and progress display, started."""
+    records = TrainRecords(run_dir, f"train {cfg.model.name}", cfg.steps, start_step, log_every, progress,
+                           LoggerSet(loggers))
+    what = f"run {run_id} resumed at step {start_step}" if resumed else f"run {run_id}"
+    records.start({"run_id": run_id, "run_dir": str(run_dir), "model": cfg.model.name, "steps": cfg.steps,
+                   "start_step": start_step, "config": cfg.model_dump(mode="json")},
+                  f"tzbench train {cfg.model.name}: {what}, {cfg.steps} steps, folder {run_dir} "
+                  f"(device {device}, {world_size} process(es), pid {os.getpid()})", resumed)
+    return records
+
+
 def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str | None, progress: bool,
-           amp: str | None, compile: bool, ctx: DistContext, device: torch.device) -> TrainOutcome:
+           amp: str | None, compile: bool, ctx: DistContext, device: torch.device, log_every: int = 100,
+           loggers: tuple[str, ...] = ()) -> TrainOutcome:
     if ctx.is_main and store is None:
         raise RunError("train() needs a Store on rank 0")
     seed_everything(cfg.seed, cfg.deterministic)
@@ -554,13 +614,14 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             if (run.status == "running" and run.host == socket.gethostname() and run.pid
                     and run.pid != os.getpid() and pid_alive(run.pid)):
                 raise RunError(f"run {run_id} is still running (pid {run.pid}); stop it before resuming")
-            run_dir = Path((run.config or {}).get("run_dir") or Path(path).parent)
+            run_dir = Path((run.config or {}).get("run_dir") or Path(path).parent).resolve()
             changes = _config_changes(meta["config"], cfg.model_dump(mode="json"))
             config = dict(run.config or {})
             config.update(cfg.model_dump(mode="json"))
             config["resumes"] = [*config.get("resumes", []), {
                 "step": start_step, "changed": {k: b for k, (_, b) in changes.items()}, "pid": os.getpid()}]
             config["runtime"] = runtime
+            config["records"] = {"log_every": log_every, "loggers": list(loggers)}
             store.update_run(run_id, status="running", finished_at=None, message=None, pid=os.getpid(),
                              host=socket.gethostname(), config=config)
         else:
@@ -576,7 +637,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 raise RunError(f"out_dir {cfg.out_dir}: cannot create the run folder ({exc})") from None
             store.update_run(run_id, checkpoint=str(run_dir / "best.safetensors"),
                              config={**cfg.model_dump(mode="json"), "run_dir": str(run_dir), "runtime": runtime,
-                                     "selection": sel.describe()})
+                                     "selection": sel.describe(),
+                                     "records": {"log_every": log_every, "loggers": list(loggers)}})
         # Re-runnable as is: tzbench train MODEL --config <run folder>/config.yaml
         atomic_write_bytes(run_dir / "config.yaml",
                            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode())
@@ -633,7 +695,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
             tensors.update({f"rank{r}.{k}": v for k, v in t.items()})
         save_checkpoint(last_path, tensors, meta_for(step, {
             "kind": TRAINING_STATE, "optimizer": opt_meta, "rng_ranks": [js for _, js in gathered],
-            "scaler": prec.state(), "train_seconds": elapsed}))
+            "scaler": prec.state(), "train_seconds": elapsed,
+            "loss_window": records.window.state() if records is not None else {}}))
         last_saved["step"] = step
 
     # -- the loop -------------------------------------------------------------------------------
@@ -641,11 +704,15 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
     step = start_step
     status, message = "finished", None
     t0 = time.perf_counter() - train_seconds
-    main_progress = progress and ctx.is_main
     params = [p for p in net.parameters() if p.requires_grad]
+    records: TrainRecords | None = None
     try:
-        with _StopRequests() as stop, make_progress(disable=not main_progress) as prog:
-            task = prog.add_task(f"train {cfg.model.name}", total=cfg.steps, completed=start_step, info="")
+        if ctx.is_main:
+            records = _open_records(cfg, run_id, run_dir, start_step, resume is not None, log_every, progress,
+                                    build_loggers(catalog, loggers, run_dir), device, ctx.world_size)
+            if resume is not None:  # the running mean goes on over the steps before the checkpoint
+                records.window.load(meta.get("loss_window"))
+        with _StopRequests() as stop, (records if records is not None else contextlib.nullcontext()):
             batches = _batches(train_ds, cfg.data.batch_size, cfg.seed, start_step, cfg.data.num_workers, ctx)
             while step < cfg.steps:
                 # The state after `step` updates: RNG first, since fetching and the forward may draw.
@@ -656,8 +723,10 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 with prec.autocast():
                     sr = model(lr)
                     loss = criterion(sr, hr)
-                # One reduction carries the loss and the stop flag: every rank stops at the same step.
-                loss_sum, stops = all_reduce_sum(ctx, [float(loss.detach()), float(stop.flag)])
+                terms = _loss_terms(criterion)
+                # One reduction carries the loss, its terms and the stop flag: every rank stops at the same step.
+                loss_sum, stops, *term_sums = all_reduce_sum(ctx, [float(loss.detach()), float(stop.flag),
+                                                                   *terms.values()])
                 mean_loss = loss_sum / ctx.world_size
                 if not math.isfinite(mean_loss):
                     raise FloatingPointError(f"the training loss became {mean_loss} at step {step}")
@@ -674,7 +743,9 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 step += 1
                 if ema is not None:
                     ema.update(net, step)
-                prog.update(task, completed=step, info=f"loss={mean_loss:.4f}")
+                if records is not None:
+                    records.step(step, mean_loss, {k: v / ctx.world_size for k, v in zip(terms, term_sums)},
+                                 float(opt.param_groups[0]["lr"]))
                 if step % cfg.val_every == 0 or step == cfg.steps:
                     v = _validate(scored, sel, device, cfg.data.eval_batch_size, ctx)
                     score, psnr = _mean(v, sel.metric), _mean(v, "psnr")
@@ -682,13 +753,16 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                     if improved:
                         best_score, best_psnr, best_step = score, psnr, step
                     if ctx.is_main:
-                        assert store is not None
+                        assert store is not None and records is not None
                         if improved:
                             save_checkpoint(best_path, scored.state_dict(), meta_for(step, {"val": v, "kind": "model"}))
+                        # The train loss of the DB's history: the mean over the last log_every steps.
+                        seen = records.window.count("loss") * lr.shape[0] * ctx.world_size
                         store.add_results(run_id, [*_val_rows(sel, v, step),
-                                                   ResultRow("train", NO_RECOGNIZER, "loss", mean_loss, step,
-                                                             lr.shape[0] * ctx.world_size)])
-                    prog.update(task, info=f"loss={mean_loss:.4f} val {sel.metric}={score:.4f}")
+                                                   ResultRow("train", NO_RECOGNIZER, "loss", records.window.mean("loss"),
+                                                             step, seen)])
+                        grid = _sample_grid(scored, sel, device) if records.loggers else None
+                        records.validation(step, v, sel.metric, score, improved, grid)
             if step == cfg.steps:
                 save_last(step, time.perf_counter() - t0)
             else:  # stopped by a signal; the state was saved above
@@ -713,6 +787,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         if ctx.is_main and store is not None:
             kind = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             store.finish_run(run_id, kind, message=text)
+            if records is not None:
+                records.close(f"run {run_id} {kind}: {text}")
         if isinstance(exc, OSError):
             raise RunError(text) from exc
         raise
@@ -729,6 +805,10 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
         if best_file.exists():
             store.update_run(run_id, checkpoint_sha256=sha256_file(best_file))
         store.add_results(run_id, [ResultRow("train", NO_RECOGNIZER, "seconds", elapsed, -1, step)])
+        if records is not None:
+            chosen = f"; best step {best_step}, checkpoint {best_file}" if best_file.exists() else ""
+            records.close(f"run {run_id} {status} at step {step} in {elapsed:.0f} s{chosen}"
+                          + (f"; {message}" if message else ""))
     return TrainOutcome(run_id, run_dir, best_file if best_file.exists() else None, last_file, best_score, None,
                         status, step, message, best_step)
 

@@ -1,0 +1,1 @@
+"""Built-in training loggers of tzbench: ``tensorboard`` (needs the ``tensorboard`` extra)."""
