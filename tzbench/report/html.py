@@ -32,7 +32,7 @@ from tzbench.db.store import Store
 from tzbench.errors import StoreError
 from tzbench.report.board import board_table
 from tzbench.report.build import ReportFiles, build_report
-from tzbench.report.tables import format_cell, table_cells
+from tzbench.report.tables import SUBSETS, format_cell, table_cells
 
 __all__ = ["SITE_MANIFEST", "SiteFiles", "build_site", "check_site_dir", "page_slug"]
 
@@ -241,7 +241,9 @@ def _run_page(run: Run, parent: Run | None) -> str:
 
     title = f"Run {run.id} · {run.kind} · {run.sr_model}"
     kv = "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in _provenance(run, parent))
-    results = sorted((r for r in run.results if r.step == FINAL_STEP), key=lambda r: (r.metric, r.recognizer, r.subset))
+    order = {s: i for i, s in enumerate((*SUBSETS, "all"))}
+    results = sorted((r for r in run.results if r.step == FINAL_STEP),
+                     key=lambda r: (r.metric, r.recognizer, order.get(r.subset, len(order)), r.subset))
     rows: list[list[Cell]] = [[(r.subset, r.subset, None), (r.recognizer, r.recognizer, None),
                                (r.metric, r.metric, None), (f"{r.value:.4f}", r.value, None),
                                (str(r.n_samples), r.n_samples, None)] for r in results]
