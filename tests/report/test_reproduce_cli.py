@@ -29,7 +29,9 @@ def test_smoke_reproduction_of_every_experiment(tmp_path: Path, monkeypatch: pyt
     models = ["bicubic", "srcnn", "vdsr", "srresnet", "rrdb", "edsr", "rdn", "lapsrn", "tsrn"]
     assert sorted(r.sr_model for r in store.list_runs(kind="eval")) == sorted(models)
     assert sorted(r.sr_model for r in store.list_runs(kind="train")) == sorted(models[1:])
-    table = list(csv.DictReader((tmp_path / "rep" / "table4.csv").open()))
+    site = tmp_path / "rep"  # the HTML site: one folder per report, index.html over them
+    assert (site / "index.html").is_file() and (site / "synth-table4-smoke-clean" / "index.html").is_file()
+    table = list(csv.DictReader((site / "synth-table4-smoke-clean" / "table4.csv").open()))
     assert [row["model"] for row in table] == models  # the paper's row order
     assert all(0.0 <= float(row["ppocr avg"]) <= 100.0 for row in table)
 
@@ -50,10 +52,12 @@ def test_smoke_reproduction_of_every_experiment(tmp_path: Path, monkeypatch: pyt
     assert sorted(r.sr_model for r in trains) == sorted([*models[1:], "tsrn_srb", "tsrn_srb_align", "tsrn"])
     bicubic_lr = [r for r in trains if (r.config["data"]["params"] or {}).get("lr_source") == "bicubic"]
     assert [r.sr_model for r in bicubic_lr] == ["tsrn"]
-    table3 = list(csv.DictReader((tmp_path / "rep" / "table3.csv").open()))
+    table3 = list(csv.DictReader((site / "synth-table3-smoke-clean" / "table3.csv").open()))
     assert [row["model"] for row in table3] == ["srresnet", "tsrn_srb", "tsrn_srb_align", "tsrn"]
-    syn = list(csv.DictReader((tmp_path / "rep" / "syn-vs-real.csv").open()))
+    syn = list(csv.DictReader((site / "synth-syn-vs-real-smoke-clean" / "syn-vs-real.csv").open()))
     assert sorted(row["model"] for row in syn) == ["tsrn:bicubic-lr", "tsrn:real-lr"]
+    index = (site / "index.html").read_text(encoding="utf-8")  # each reproduce added its report to the site
+    assert all(f'href="synth-{e}-smoke-clean/index.html"' in index for e in ("table4", "table3", "syn-vs-real"))
 
     # Running table4 again redoes nothing.
     before = len(store.list_runs(limit=1000))

@@ -23,11 +23,12 @@ def reproduce(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(help="table4 | table3 | syn-vs-real")],
     benchmark: Annotated[str, typer.Option(help="synth | wild | textzoom")] = "synth",
-    budget: Annotated[str, typer.Option(help="smoke | small | paper")] = "smoke",
+    budget: Annotated[str, typer.Option(help="smoke | small | cpu | paper")] = "smoke",
     judge: Annotated[Optional[list[str]], typer.Option("--judge", help="judges (default: every available one)")] = None,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="run only these models")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan and exit")] = False,
-    report_dir: Annotated[Optional[Path], typer.Option("--report", help="also write the report here")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option(
+        "--report", help="also add the report to the static HTML site in this folder (open its index.html)")] = None,
     db: Annotated[Optional[str], typer.Option("--db")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="redo every job even if the store has it "
@@ -53,8 +54,10 @@ def reproduce(
         return
     if report_dir is not None:
         from tzbench.report.figures import require_plotting
+        from tzbench.report.html import check_site_dir
 
         require_plotting()
+        check_site_dir(report_dir)
     epochs_to_steps = None
     n_epochs = BUDGETS[budget].epochs
     if n_epochs is not None:
@@ -83,16 +86,19 @@ def reproduce(
             out.print(f"  {j.label}: {'; '.join(j.notes)}")
     out.print(f"{experiment} finished in {time.perf_counter() - t0:.0f} s")
     if report_dir is not None:
-        from tzbench.report.build import build_report
+        from tzbench.report.html import build_site
 
-        files = build_report(store, catalog, benchmark, report_dir, experiment, budget)
-        for f in files.files:
+        site = build_site(store, catalog, benchmark, report_dir, experiment, budget)
+        for f in site.report.files:
             out.print(f"wrote {f}")
+        out.print(f"report: {site.index} ({len(site.run_pages)} run pages)")
 
 
 def report(
     ctx: typer.Context,
-    out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the markdown, CSV and PNG files")] = None,
+    html_dir: Annotated[Optional[Path], typer.Option(
+        "--html", help="static HTML site folder (leaderboard, tables, figures, run pages; open its index.html)")] = None,
     benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
     experiment: Annotated[Optional[str], typer.Option(help="only runs of this reproduce experiment")] = None,
     budget: Annotated[Optional[str], typer.Option(help="only runs of this reproduce budget")] = None,
@@ -100,13 +106,25 @@ def report(
     grid_samples: Annotated[int, typer.Option(help="samples in the image grid (0: none)")] = 8,
     db: Annotated[Optional[str], typer.Option("--db")] = None,
 ) -> None:
-    """Table 4 (markdown + CSV), Fig. 2 bars and image grids from the recorded runs."""
+    """Table 4 (markdown + CSV), Fig. 2 bars and image grids from the recorded runs (--out), or
+    all of it as a static HTML site with the leaderboard and a page per run (--html)."""
     from rich.console import Console
 
+    from tzbench.config import ConfigError
     from tzbench.db.store import Store
-    from tzbench.report.build import build_report
 
+    if out_dir is None and html_dir is None:
+        raise ConfigError("tzbench report: give --out DIR (markdown, CSV, PNG) and/or --html DIR (static site)")
     catalog = ctx.obj["catalog_factory"]()
-    files = build_report(Store(db), catalog, benchmark, out_dir, experiment, budget, protocol, grid_samples)
-    for f in files.files:
-        Console().print(f"wrote {f}")
+    store = Store(db)
+    if out_dir is not None:
+        from tzbench.report.build import build_report
+
+        files = build_report(store, catalog, benchmark, out_dir, experiment, budget, protocol, grid_samples)
+        for f in files.files:
+            Console().print(f"wrote {f}")
+    if html_dir is not None:
+        from tzbench.report.html import build_site
+
+        site = build_site(store, catalog, benchmark, html_dir, experiment, budget, protocol, grid_samples)
+        Console().print(f"wrote {len(site.files)} files; open {site.index}")

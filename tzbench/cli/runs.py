@@ -61,7 +61,9 @@ def leaderboard(
 
         recognizer = load_registry().selection_judge
     rows = store.leaderboard(benchmark, subset.value, recognizer, metric.value, protocol, include_incomparable)
-    table, cols = _board_table(rows, view, subset.value, recognizer)
+    from tzbench.report.board import board_table
+
+    table, cols = board_table(rows, view.value, subset.value, recognizer)
     if not table and format is OutFormat.table:
         console.print(f"no finished comparable eval runs for benchmark {benchmark!r} ({protocol} protocol) in {store.url}")
     if format is OutFormat.table:  # readable at 80 columns: accuracy in percent, fewer digits
@@ -71,33 +73,6 @@ def leaderboard(
     _emit(table, cols, format,
           title=f"{benchmark} · {protocol} · accuracy on {subset.value} · ranked by {metric.value}"
                 f"{'' if metric is not Metric.accuracy else f' ({recognizer})'}")
-
-
-def _board_table(rows: list[Any], view: Board, subset: str, recognizer: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Leaderboard rows as table dicts and their columns.
-
-    ``judges``: one column per judge that read any ranked run, the ranking judge first, then
-    registry.yaml's default judges, then the rest by name.
-    """
-    # Competition ranking: equal scores share a rank (1, 2, 2, 4), never ordered by chance.
-    ranks = [1 + sum(1 for o in rows if o.score > r.score) for r in rows]
-    base = [{"rank": rank, "model": r.sr_model, "run": r.run_id, "psnr": r.values.get("psnr"),
-             "ssim": r.values.get("ssim"), "n": r.n_samples,
-             "comparable": "yes" if r.comparable else f"no: {r.reason or 'see runs show'}"}
-            for rank, r in zip(ranks, rows)]
-    tail = ["psnr", "ssim", "n", *(["comparable"] if any(not r.comparable for r in rows) else [])]
-    if view is Board.subsets:
-        for row, r in zip(base, rows):
-            row.update(r.values)
-        return base, ["rank", "model", "run", "acc_easy", "acc_medium", "acc_hard", "acc_all", *tail]
-    from tzbench.registry import load_registry
-
-    seen = {j for r in rows for j, by_subset in r.judges.items() if subset in by_subset}
-    order = [recognizer, *load_registry().default_judges, *sorted(seen)]
-    judges = [j for i, j in enumerate(order) if j in seen and j not in order[:i]]
-    for row, r in zip(base, rows):
-        row.update({j: r.judges.get(j, {}).get(subset) for j in judges})
-    return base, ["rank", "model", "run", *judges, *tail]
 
 
 def _board_cells(row: dict[str, Any]) -> dict[str, Any]:

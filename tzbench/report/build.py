@@ -25,6 +25,8 @@ class ReportFiles:
 
     rows: list[ReportRow]
     files: list[Path] = field(default_factory=list)
+    #: What the tables and figures show: benchmark, experiment or leaderboard, budget, protocol.
+    title: str = ""
 
 
 def _grid(rows: list[ReportRow], store: Store, catalog: Catalog, benchmark: str, subset: str, n: int,
@@ -93,8 +95,8 @@ def build_report(
     order = {m: i for i, m in enumerate(dict.fromkeys(paper))}
     rows.sort(key=lambda r: (order.get(r.model, len(order)), r.model, r.label))
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = ReportFiles(rows)
     title = f"{benchmark} · {experiment or 'leaderboard'}{' · ' + budget if budget else ''} · {protocol} protocol"
+    result = ReportFiles(rows, title=title)
     stem = experiment or "table4"  # every experiment uses Table 4's layout; files carry its name
     md = out_dir / f"{stem}.md"
     md.write_text(to_markdown(rows, title), encoding="utf-8")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Result, Run
 from tzbench.db.store import Store
 
-__all__ = ["ReportRow", "collect_rows", "to_markdown", "to_csv", "SUBSETS"]
+__all__ = ["ReportRow", "collect_rows", "table_cells", "format_cell", "to_markdown", "to_csv", "SUBSETS"]
 
 SUBSETS = ("easy", "medium", "hard")
 
@@ -84,7 +84,9 @@ def _judges(rows: list[ReportRow]) -> list[str]:
     return sorted({j for r in rows for j in r.accuracy})
 
 
-def _table(rows: list[ReportRow], baseline: str = "bicubic") -> tuple[list[str], list[list[Any]]]:
+def table_cells(rows: list[ReportRow], baseline: str = "bicubic") -> tuple[list[str], list[list[Any]]]:
+    """Table 4's header and raw values (accuracy and Δ in %, NaN where a number is missing), one line per row;
+    the markdown, CSV and HTML reports all print this."""
     judges = _judges(rows)
     base = next((r for r in rows if r.model == baseline), None)
     header = ["model"]
@@ -109,7 +111,8 @@ def _table(rows: list[ReportRow], baseline: str = "bicubic") -> tuple[list[str],
     return header, body
 
 
-def _cell(v: Any, signed: bool = False) -> str:
+def format_cell(v: Any, signed: bool = False) -> str:
+    """A value of :func:`table_cells` as the reports print it ("–" for a missing number)."""
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
@@ -119,12 +122,12 @@ def _cell(v: Any, signed: bool = False) -> str:
 
 def to_markdown(rows: list[ReportRow], title: str = "") -> str:
     """Table 4 as markdown: accuracy in %, Δ in points, PSNR in dB, SSIM in [0,1]."""
-    header, body = _table(rows)
+    header, body = table_cells(rows)
     out = [f"### {title}", ""] if title else []
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for line in body:
-        out.append("| " + " | ".join(_cell(v, signed=h.endswith("bicubic")) for h, v in zip(header, line)) + " |")
+        out.append("| " + " | ".join(format_cell(v, signed=h.endswith("bicubic")) for h, v in zip(header, line)) + " |")
     notes = [f"- {r.label}: {r.notes}" for r in rows if r.notes]
     if notes:
         out += ["", "Notes:", *notes]
@@ -133,7 +136,7 @@ def to_markdown(rows: list[ReportRow], title: str = "") -> str:
 
 def to_csv(rows: list[ReportRow]) -> str:
     """Table 4 as CSV with full precision."""
-    header, body = _table(rows)
+    header, body = table_cells(rows)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
