@@ -18,7 +18,6 @@ from tzbench.db.models import NO_RECOGNIZER
 from tzbench.db.store import ResultRow, Store
 from tzbench.metrics import MetricAccumulator, MetricSummary
 from tzbench.runner.checkpoint import load_sr_checkpoint, read_checkpoint_meta
-from tzbench.runner.overlap import JudgePool, Prefetcher, sequential_requested
 from tzbench.runner.context import (
     Judge,
     RunError,
@@ -34,6 +33,7 @@ from tzbench.runner.context import (
     provenance,
     seed_everything,
 )
+from tzbench.runner.overlap import JudgePool, Prefetcher, judge_threads, sequential_requested
 
 __all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows", "PROTOCOLS"]
 
@@ -99,14 +99,16 @@ def _load_subset(provider: Any, split: str, subset: str, max_samples: int | None
 
 def _stream(model: torch.nn.Module, provider: Any, subsets: list[str], device: torch.device, batch_size: int,
             num_workers: int, legacy: bool, split: str, max_samples: int | None,
-            load_ahead: bool) -> Iterator[_SubsetStart | _Batch | _SubsetEnd]:
+            load_ahead: bool, threads: int) -> Iterator[_SubsetStart | _Batch | _SubsetEnd]:
     """Everything of an evaluation but the judges, in order: each subset loaded, then per batch
     the SR output (its PSNR/SSIM already added to the subset's accumulator) and the labels.
 
     The consumer reads the accumulator's summary only after ``_SubsetEnd``, when this side is
     done with it. ``load_ahead``: decode the next subset on a thread of its own while this
-    one's batches are made and read.
+    one's batches are made and read. ``threads``: torch's thread count for the SR model here.
     """
+    # Per thread, and a new thread starts with whatever count another thread set last.
+    torch.set_num_threads(threads)
     loader = ThreadPoolExecutor(1, thread_name_prefix="tzbench-load") if load_ahead else None
     pending: Future[tuple[Any, int]] | None = None
     try:
@@ -173,7 +175,7 @@ def evaluate_model(
     sizes: dict[str, int] = {}
     bad = 0
     events = _stream(model, provider, subsets, device, batch_size, num_workers, legacy, split, max_samples,
-                     load_ahead=not sequential)
+                     load_ahead=not sequential, threads=torch.get_num_threads())
     # Two batches ahead: one waiting while the next is made, so the judges never wait on SR.
     producer = contextlib.closing(events) if sequential else Prefetcher(events, depth=2, name="tzbench-sr")
     with make_progress(disable=not progress) as prog, producer as stream, \
@@ -256,7 +258,10 @@ def evaluate(
             f"{cfg.model.name} is trainable: pass --checkpoint (a tzbench .safetensors checkpoint); "
             f"untrained weights would not be a meaningful result"
         )
-    judges = build_judges(catalog, cfg.judges, device)  # before the data: a missing weights file fails fast
+    sequential = sequential_requested()
+    # Judges that read side by side share the cores instead of each taking all of them.
+    threads = None if sequential or len(cfg.judges) < 2 else judge_threads(len(cfg.judges))
+    judges = build_judges(catalog, cfg.judges, device, threads)  # before the data: a missing weights file fails fast
     provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
     check_subsets(provider, cfg.data.dataset, cfg.data.subsets)
     prov = provenance(device)
@@ -280,7 +285,7 @@ def evaluate(
         summaries, sizes, bad = evaluate_model(
             info.module, provider, cfg.data.subsets, judges, device,
             batch_size=cfg.data.eval_batch_size, num_workers=cfg.data.num_workers,
-            protocol=cfg.protocol, max_samples=cfg.max_samples, progress=progress,
+            protocol=cfg.protocol, max_samples=cfg.max_samples, progress=progress, sequential=sequential,
         )
         bench, version, comparable, reason = comparability(
             None, cfg.data.dataset, cfg.data.params, sizes, judges, cfg.protocol, cfg.max_samples

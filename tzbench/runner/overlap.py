@@ -18,11 +18,11 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Prefetcher", "JudgePool", "sequential_requested", "SEQUENTIAL_ENV"]
+__all__ = ["Prefetcher", "JudgePool", "judge_threads", "sequential_requested", "SEQUENTIAL_ENV"]
 
 T = TypeVar("T")
 
@@ -115,6 +115,26 @@ class Prefetcher(Generic[T]):
             self._thread.join()
 
 
+def judge_threads(n_judges: int, total: int | None = None) -> int:
+    """Threads for each of ``n_judges`` judges reading side by side: an even share of ``total``
+    (default: torch's thread count, the cores it was given), at least one.
+
+    More threads than cores is what hurts on a small machine: a spinning or descheduled thread
+    holds every other thread of its team at the next barrier.
+    """
+    import torch
+
+    total = torch.get_num_threads() if total is None else total
+    return max(1, total // max(1, n_judges))
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    # An OpenMP thread count is per thread: this sets the calling pool thread's, not the caller's.
+    torch.set_num_threads(n)
+
+
 def _read(recognize: Callable[[Any], list[str]], images: Any) -> list[str]:
     import torch
 
@@ -126,17 +146,25 @@ def _read(recognize: Callable[[Any], list[str]], images: Any) -> list[str]:
 class JudgePool:
     """Reads one batch with every judge, the judges side by side on a thread pool.
 
-    ``read`` returns one list of strings per judge, in the order of ``recognizers``; the first
-    judge runs on the calling thread, the others on the pool. With one judge (or
-    ``concurrent=False``) everything runs on the calling thread, one judge after the other.
-    When a judge raises, the exception of the first failing judge in that order is raised after
-    the others have finished, as a sequential loop would raise it.
+    ``read`` returns one list of strings per judge, in the order of ``recognizers``. Side by
+    side, each judge runs on a pool thread whose torch thread count is ``threads`` (default
+    :func:`judge_threads`); with one judge or ``concurrent=False`` they run on the calling
+    thread one after the other, as they always did. When a judge raises, the exception of the
+    first failing judge in that order is raised, as a sequential loop would raise it, once no
+    judge is still reading the batch.
     """
 
-    def __init__(self, recognizers: Sequence[Any], concurrent: bool = True) -> None:
+    def __init__(self, recognizers: Sequence[Any], concurrent: bool = True, threads: int | None = None) -> None:
+        import torch
+
         self.recognizers = list(recognizers)
         n = len(self.recognizers)
-        self._pool = ThreadPoolExecutor(n - 1, thread_name_prefix="tzbench-judge") if concurrent and n > 1 else None
+        self._pool: ThreadPoolExecutor | None = None
+        # torch.set_num_threads in a thread also changes the count new threads start with; put it back.
+        self._restore = torch.get_num_threads()
+        if concurrent and n > 1:
+            self._pool = ThreadPoolExecutor(n, thread_name_prefix="tzbench-judge", initializer=_set_torch_threads,
+                                            initargs=(threads or judge_threads(n, self._restore),))
 
     def __enter__(self) -> JudgePool:
         return self
@@ -150,19 +178,21 @@ class JudgePool:
         if self._pool is None:
             return [_read(rec.recognize, images) for rec in self.recognizers]
         futures: list[Future[list[str]]] = [self._pool.submit(_read, rec.recognize, images)
-                                            for rec in self.recognizers[1:]]
+                                            for rec in self.recognizers]
         try:
-            first = _read(self.recognizers[0].recognize, images)
-        except BaseException:
-            for f in futures:  # nothing may still run on the batch once the caller sees the error
-                f.cancel()
+            wait(futures)
+        except BaseException:  # Ctrl-C while waiting: nothing may still read the batch once it goes on
             for f in futures:
-                if not f.cancelled():
-                    f.exception()
+                f.cancel()
+            wait(futures)
             raise
-        return [first, *(f.result() for f in futures)]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
-        """Wait for running reads and free the threads."""
+        """Wait for running reads, free the threads, restore torch's thread count."""
         if self._pool is not None:
+            import torch
+
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            torch.set_num_threads(self._restore)
