@@ -154,12 +154,19 @@ class Judge:
     trained_here: bool = False
 
 
-def build_judges(catalog: Catalog, names: list[str], device: torch.device) -> list[Judge]:
-    """Build each judge; judges needing weights find them in the tzbench home folder."""
+def build_judges(catalog: Catalog, names: list[str], device: torch.device,
+                 threads: int | None = None) -> list[Judge]:
+    """Build each judge; judges needing weights find them in the tzbench home folder.
+
+    ``threads``: the thread count given to judges whose params have a ``threads`` field (the
+    onnxruntime ones), for judges that will read side by side; None leaves their default.
+    """
     judges: list[Judge] = []
     for name in names:
         spec = catalog.spec("recognizers", name)
         params: dict[str, Any] = {}
+        if threads is not None and "threads" in spec.params.model_fields:
+            params["threads"] = threads
         sha: str | None = None
         trained_here = False
         if spec.needs_weights:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,7 @@ from tzbench.runner.context import (
     provenance,
     seed_everything,
 )
+from tzbench.runner.overlap import JudgePool, Prefetcher, judge_threads, sequential_requested
 
 __all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows", "PROTOCOLS"]
 
@@ -65,6 +68,74 @@ def _batches(ds: Any, n: int, batch_size: int, num_workers: int) -> Iterator[dic
     yield from DataLoader(ds, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate)
 
 
+@dataclass
+class _SubsetStart:
+    subset: str
+    n: int
+    #: Its image half is filled by the producer, its text half by the consumer (the judges).
+    acc: MetricAccumulator
+
+
+@dataclass
+class _Batch:
+    rgb: torch.Tensor
+    labels: list[str]
+
+
+@dataclass
+class _SubsetEnd:
+    subset: str
+    bad: int
+
+
+def _load_subset(provider: Any, split: str, subset: str, max_samples: int | None) -> tuple[Any, int]:
+    ds = provider.load(split, subset)
+    n = len(ds) if max_samples is None else min(len(ds), max_samples)
+    if n == 0:  # its metrics would be NaN, and a NaN is not a result
+        raise RunError(f"the {split} subset {subset!r} has no samples (all bad, or an empty LMDB): "
+                       "nothing to evaluate; drop it from data.subsets")
+    return ds, n
+
+
+def _stream(model: torch.nn.Module, provider: Any, subsets: list[str], device: torch.device, batch_size: int,
+            num_workers: int, legacy: bool, split: str, max_samples: int | None,
+            load_ahead: bool, threads: int) -> Iterator[_SubsetStart | _Batch | _SubsetEnd]:
+    """Everything of an evaluation but the judges, in order: each subset loaded, then per batch
+    the SR output (its PSNR/SSIM already added to the subset's accumulator) and the labels.
+
+    The consumer reads the accumulator's summary only after ``_SubsetEnd``, when this side is
+    done with it. ``load_ahead``: decode the next subset on a thread of its own while this
+    one's batches are made and read. ``threads``: torch's thread count for the SR model here.
+    """
+    # Per thread, and a new thread starts with whatever count another thread set last.
+    torch.set_num_threads(threads)
+    loader = ThreadPoolExecutor(1, thread_name_prefix="tzbench-load") if load_ahead else None
+    pending: Future[tuple[Any, int]] | None = None
+    try:
+        # Grad mode is per thread, and this runs on the producer thread when the work overlaps.
+        with torch.inference_mode():
+            for k, subset in enumerate(subsets):
+                ds, n = pending.result() if pending is not None else _load_subset(provider, split, subset, max_samples)
+                pending = None
+                if loader is not None and k + 1 < len(subsets):
+                    pending = loader.submit(_load_subset, provider, split, subsets[k + 1], max_samples)
+                # Clean: sr is clipped once below, so the accumulator need not clip it twice more.
+                acc = MetricAccumulator(clamp=legacy, keep_legacy=legacy)
+                yield _SubsetStart(subset, n, acc)
+                for batch in _batches(ds, n, batch_size, num_workers):
+                    lr = batch["lr"].to(device, non_blocking=True)
+                    hr = batch["hr"].to(device, non_blocking=True)
+                    sr = check_finite(model(lr).float(), f"{subset} batch at sample {acc.n_images}")
+                    if not legacy:
+                        sr = sr.clamp_(0, 1)
+                    acc.update_images(sr, hr)
+                    yield _Batch(sr[:, :3], batch["label"])
+                yield _SubsetEnd(subset, len(getattr(ds, "bad_samples", []) or []))
+    finally:
+        if loader is not None:
+            loader.shutdown(wait=True, cancel_futures=True)
+
+
 @torch.inference_mode()
 def evaluate_model(
     model: torch.nn.Module,
@@ -78,6 +149,8 @@ def evaluate_model(
     split: str = "test",
     max_samples: int | None = None,
     progress: bool = True,
+    sequential: bool | None = None,
+    readings: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[dict[str, MetricSummary], dict[str, int], int]:
     """Run ``model`` over each subset; returns summaries, subset sizes and bad-sample count.
 
@@ -85,40 +158,48 @@ def evaluate_model(
     ``clean``: the SR image is clipped to [0, 1] (as written to disk) before anything reads it;
     PSNR/SSIM per image. ``legacy``: TextZoom's test loop: the raw SR output goes to the judges
     and to the per-batch PSNR/SSIM (``MetricAccumulator(keep_legacy=True)``), unclipped.
+
+    By default the work overlaps (:mod:`tzbench.runner.overlap`): a producer thread decodes the
+    next subset and super-resolves the next batch while the judges read the current one, side
+    by side. ``sequential=True`` (when None: ``$TZBENCH_EVAL_SEQUENTIAL=1``) is the one-thread
+    reference path; both give the same results. ``readings``, when given, receives every judge's
+    reading of every sample in dataset order: ``{subset: {judge: [str, ...]}}``.
     """
     if protocol not in PROTOCOLS:
         raise RunError(f"unknown protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
+    if sequential is None:
+        sequential = sequential_requested()
     legacy = protocol == "legacy"
     model.eval().to(device)
     summaries: dict[str, MetricSummary] = {}
     sizes: dict[str, int] = {}
     bad = 0
-    with make_progress(disable=not progress) as prog:
-        for subset in subsets:
-            ds = provider.load(split, subset)
-            n = len(ds) if max_samples is None else min(len(ds), max_samples)
-            if n == 0:  # its metrics would be NaN, and a NaN is not a result
-                raise RunError(f"the {split} subset {subset!r} has no samples (all bad, or an empty LMDB): "
-                               "nothing to evaluate; drop it from data.subsets")
-            sizes[subset] = n
-            # Clean: sr is clipped once below, so the accumulator need not clip it twice more.
-            acc = MetricAccumulator(clamp=legacy, keep_legacy=legacy)
-            task = prog.add_task(f"eval {subset}", total=n, info="")
-            for batch in _batches(ds, n, batch_size, num_workers):
-                lr = batch["lr"].to(device, non_blocking=True)
-                hr = batch["hr"].to(device, non_blocking=True)
-                sr = check_finite(model(lr).float(), f"{subset} batch at sample {acc.n_images}")
-                if not legacy:
-                    sr = sr.clamp_(0, 1)
-                acc.update_images(sr, hr)
-                rgb = sr[:, :3]
-                for judge in judges:
-                    acc.update_text(judge.recognizer.recognize(rgb), batch["label"], judge.name)
+    events = _stream(model, provider, subsets, device, batch_size, num_workers, legacy, split, max_samples,
+                     load_ahead=not sequential, threads=torch.get_num_threads())
+    # Two batches ahead: one waiting while the next is made, so the judges never wait on SR.
+    producer = contextlib.closing(events) if sequential else Prefetcher(events, depth=2, name="tzbench-sr")
+    with make_progress(disable=not progress) as prog, producer as stream, \
+            JudgePool([j.recognizer for j in judges], concurrent=not sequential) as pool:
+        task: Any = None
+        acc, subset = MetricAccumulator(), ""
+        for event in stream:
+            if isinstance(event, _SubsetStart):
+                subset, acc = event.subset, event.acc
+                sizes[subset] = event.n
+                task = prog.add_task(f"eval {subset}", total=event.n, info="")
+                if readings is not None:
+                    readings[subset] = {j.name: [] for j in judges}
+            elif isinstance(event, _Batch):
+                for judge, preds in zip(judges, pool.read(event.rgb), strict=True):
+                    acc.update_text(preds, event.labels, judge.name)
+                    if readings is not None:
+                        readings[subset][judge.name].extend(preds)
                 if progress:
                     shown = " ".join(f"{k}={c / max(1, acc.n_text[k]):.3f}" for k, c in acc.correct.items())
-                    prog.update(task, advance=lr.shape[0], info=shown)
-            summaries[subset] = acc.summary()
-            bad += len(getattr(ds, "bad_samples", []) or [])
+                    prog.update(task, advance=len(event.labels), info=shown)
+            else:
+                summaries[subset] = acc.summary()
+                bad += event.bad
     return summaries, sizes, bad
 
 
@@ -177,7 +258,10 @@ def evaluate(
             f"{cfg.model.name} is trainable: pass --checkpoint (a tzbench .safetensors checkpoint); "
             f"untrained weights would not be a meaningful result"
         )
-    judges = build_judges(catalog, cfg.judges, device)  # before the data: a missing weights file fails fast
+    sequential = sequential_requested()
+    # Judges that read side by side share the cores instead of each taking all of them.
+    threads = None if sequential or len(cfg.judges) < 2 else judge_threads(len(cfg.judges))
+    judges = build_judges(catalog, cfg.judges, device, threads)  # before the data: a missing weights file fails fast
     provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
     check_subsets(provider, cfg.data.dataset, cfg.data.subsets)
     prov = provenance(device)
@@ -201,7 +285,7 @@ def evaluate(
         summaries, sizes, bad = evaluate_model(
             info.module, provider, cfg.data.subsets, judges, device,
             batch_size=cfg.data.eval_batch_size, num_workers=cfg.data.num_workers,
-            protocol=cfg.protocol, max_samples=cfg.max_samples, progress=progress,
+            protocol=cfg.protocol, max_samples=cfg.max_samples, progress=progress, sequential=sequential,
         )
         bench, version, comparable, reason = comparability(
             None, cfg.data.dataset, cfg.data.params, sizes, judges, cfg.protocol, cfg.max_samples
