@@ -36,7 +36,7 @@ class LayerNorm(nn.Module):
 class MultiHeadedAttention(nn.Module):
     """Scaled dot-product attention with ``h`` heads; dropout on the attention weights.
 
-    ``compress_attention_linear`` is never used; it exists because the official module has it.
+    ``compress_attention_linear`` is never used (frozen); it exists because the official module has it.
     """
 
     def __init__(self, h: int, d_model: int, dropout: float = 0.1) -> None:
@@ -48,6 +48,7 @@ class MultiHeadedAttention(nn.Module):
         self.linears = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(4)])
         self.dropout = nn.Dropout(p=dropout)
         self.compress_attention_linear = nn.Linear(h, 1)
+        self.compress_attention_linear.requires_grad_(False)  # never used: no gradient will come
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(B, L, d) x3 -> (output (B, L, d), attention weights (B, h, L, S)); ``mask == 0`` hides."""

@@ -19,9 +19,10 @@ FeatureEnhancer: the 2h feature channels of every position, concatenated with a 
 The LayerNorm is the annotated-transformer one: unbiased std, eps added to the std.
 
 Like the official code, each block still owns the two GRU blocks of TSRN's SRB (``gru1``,
-``gru2``) and the network owns a stray ``conv``/``bn`` pair: none of them is used in the
-forward pass, but they are in the official checkpoints and the parameter count. Here they are
-frozen (``requires_grad=False``), so no optimiser or DDP waits for gradients that never come.
+``gru2``), every attention module an unused ``compress_attention_linear``, and the network a
+stray ``conv``/``bn`` pair: none of them is used in the forward pass, but they are in the
+official checkpoints and the parameter count. Here they are frozen (``requires_grad=False``),
+so no optimiser or DDP waits for gradients that never come.
 """
 
 from __future__ import annotations
