@@ -49,7 +49,9 @@ def register_losses() -> list[LossSpec]:
 
     The target, called with the validated params, returns an ``nn.Module`` computing
     ``loss(sr, hr) -> scalar tensor`` and exposing its named parts as ``.parts`` (a dict of
-    detached scalars from the last call) for logging.
+    detached scalars from the last call) for logging. A loss that also needs the batch's
+    words (a recognizer's cross-entropy) sets ``needs_labels = True`` and is called as
+    ``loss(sr, hr, labels=list_of_str)``.
     """
 
 

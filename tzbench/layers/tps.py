@@ -68,13 +68,18 @@ class STNHead(nn.Module):
         in_planes: channels of the input image (3 for RGB, 4 with TextZoom's mask).
         num_ctrlpoints: number of (x, y) control points (even).
         activation: ``None``/``"none"`` (linear output, TSRN and ASTER) or ``"sigmoid"``.
+        last_pool: kernel and stride of the fifth (last) max-pooling. ``(2, 2)`` (TextZoom's
+            head) takes a 32x64 input; scene-text-telescope's head (TBSRN) pools ``(1, 2)``
+            there so that it runs on the 16x64 LR image itself. Pooling has no parameters:
+            the state-dict layout is the same.
 
     ``forward(x)`` takes ``(B, in_planes, 32, 64)`` and returns ``(features, ctrl_points)``:
     the 512-d features of the fully connected layer and ``(B, num_ctrlpoints, 2)`` points
     as (x, y) in normalised ``[0, 1]`` image coordinates (not clamped).
     """
 
-    def __init__(self, in_planes: int, num_ctrlpoints: int = 20, activation: str | None = None) -> None:
+    def __init__(self, in_planes: int, num_ctrlpoints: int = 20, activation: str | None = None,
+                 last_pool: tuple[int, int] = (2, 2)) -> None:
         super().__init__()
         if activation not in (None, "none", "sigmoid"):
             raise ValueError(f"activation must be None, 'none' or 'sigmoid', got {activation!r}")
@@ -88,8 +93,10 @@ class STNHead(nn.Module):
         prev = in_planes
         for i, w in enumerate(widths):
             layers.append(_conv_bn_relu(prev, w))
-            if i < len(widths) - 1:
+            if i < len(widths) - 2:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            elif i == len(widths) - 2:
+                layers.append(nn.MaxPool2d(kernel_size=last_pool, stride=last_pool))
             prev = w
         self.stn_convnet = nn.Sequential(*layers)
         self.stn_fc1 = nn.Sequential(nn.Linear(2 * 256, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True))

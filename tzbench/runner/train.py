@@ -722,7 +722,9 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
                 hr = batch["hr"].to(device, non_blocking=True)
                 with prec.autocast():
                     sr = model(lr)
-                    loss = criterion(sr, hr)
+                    # A loss that reads the words (a recognizer's CE) says so; the others keep (sr, hr).
+                    loss = (criterion(sr, hr, labels=batch["label"]) if getattr(criterion, "needs_labels", False)
+                            else criterion(sr, hr))
                 terms = _loss_terms(criterion)
                 # One reduction carries the loss, its terms and the stop flag: every rank stops at the same step.
                 loss_sum, stops, *term_sums = all_reduce_sum(ctx, [float(loss.detach()), float(stop.flag),

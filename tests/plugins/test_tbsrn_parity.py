@@ -1,0 +1,189 @@
+"""TBSRN against the official scene-text-telescope code (tests/reference/tbsrn, its README).
+
+State-dict layout and parameter counts, strict loading with and without ``module.``, the 2-D
+positional encoding, eval outputs under rule-A weights (1e-5), train-mode outputs (STN, batch
+BN, dropout drawn from a fixed seed) for the 4-channel STN model and the 3-channel model
+without STN, and the plugin registration.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tzbench.reference import apply_rule_a
+from tzbench.specs import resolve_target
+from tzbench.weights import WeightsError
+from tzbench_successors.params import TBSRNParams
+from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
+from tzbench_successors.tbsrn import TBSRN, load_official_tbsrn, load_tbsrn_state_dict, positional_encoding_2d
+
+REF = Path(__file__).resolve().parents[1] / "reference" / "tbsrn"
+NATURAL_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points",
+                "stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
+#: name -> constructor kwargs of the reference case
+CASES = {"tbsrn": {"stn": True, "mask": True}, "tbsrn_nostn_nomask": {"stn": False, "mask": False}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _case(name: str) -> dict[str, np.ndarray]:
+    with np.load(REF / f"{name}.case0.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _keys(name: str) -> list[tuple[str, tuple[int, ...], str]]:
+    return [(k, tuple(s), d) for k, s, d in json.loads((REF / f"{name}.keys.json").read_text())]
+
+
+def _counts() -> dict:
+    return json.loads((REF / "param_counts.json").read_text())
+
+
+def _max_diff(got: torch.Tensor, want: np.ndarray) -> float:
+    assert tuple(got.shape) == want.shape
+    return float(np.abs(got.detach().numpy() - want).max())
+
+
+def _no_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_state_dict_layout_and_counts_match_official(name: str) -> None:
+    model = TBSRN(**CASES[name])
+    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+    assert got == _keys(name)
+    assert sum(p.numel() for p in model.parameters()) == _counts()[name]["params"]
+
+
+def test_parameter_counts_of_all_four_variants() -> None:
+    counts = _counts()
+    for stn in (True, False):
+        for mask in (True, False):
+            n = sum(p.numel() for p in TBSRN(stn=stn, mask=mask).parameters())
+            assert n == counts[f"tbsrn(STN={stn}, mask={mask})"]
+    assert counts["tbsrn(STN=True, mask=True)"] == 3_220_992
+    assert counts["tbsrn(STN=False, mask=True)"] == 1_365_944
+
+
+def test_positional_encoding_matches_official() -> None:
+    with np.load(REF / "tbsrn_posenc.npz") as z:
+        want = z["pe"]
+    assert _max_diff(positional_encoding_2d(64, 16, 64), want) == 0.0
+    with pytest.raises(ValueError, match="divisible by 4"):
+        positional_encoding_2d(30, 16, 64)
+
+
+def test_input_is_the_reference_input() -> None:
+    g = torch.Generator().manual_seed(0)
+    assert np.array_equal(torch.rand((2, 4, 16, 64), generator=g).numpy(), _case("tbsrn")["input"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_eval_output_parity(name: str) -> None:
+    case = _case(name)
+    model = apply_rule_a(TBSRN(**CASES[name])).eval()
+    x = torch.from_numpy(case["input"])
+    with torch.no_grad():
+        assert _max_diff(model(x), case["out_eval"]) < 1e-5
+        feat1 = model.block1(x)
+        assert _max_diff(feat1[:1], case["eval_block1_sample0"]) < 1e-5
+        assert _max_diff(model.block2(feat1)[:1], case["eval_block2_sample0"]) < 1e-5
+
+
+@pytest.mark.parametrize(("name", "suffix"), [("tbsrn", ""), ("tbsrn", "_naturalstn"), ("tbsrn_nostn_nomask", "")])
+def test_train_mode_parity(name: str, suffix: str) -> None:
+    """Train mode: the STN (4-channel model), batch-statistics BN, and dropout. Dropout draws
+    from torch's global generator in the official order, so the seeded run matches too."""
+    case = _case(name)
+    model = apply_rule_a(TBSRN(**CASES[name]), keep_keys=NATURAL_KEEP if suffix else ()).train()
+    x = torch.from_numpy(case["input"])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        assert _max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
+        _no_dropout(model)
+        assert _max_diff(model(x), case[f"out_train_nodropout{suffix}"]) < 1e-5
+        if model.stn:
+            rectified, ctrl = model.rectify(x)
+            assert _max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
+            assert _max_diff(rectified, case[f"train_rectified{suffix}"]) < 2e-3
+
+
+def test_eval_mode_skips_the_stn_unless_asked() -> None:
+    model = apply_rule_a(TBSRN(stn=True, mask=True)).eval()
+    x = torch.from_numpy(_case("tbsrn")["input"])
+    with torch.no_grad():
+        plain = model(x)
+        model.stn_at_test = True
+        rectified = model(x)
+    assert not torch.allclose(plain, rectified)
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_official_checkpoint_loads_strictly(tmp_path: Path, prefix: str) -> None:
+    source = apply_rule_a(TBSRN(stn=True, mask=True))
+    state = {prefix + k: v for k, v in source.state_dict().items()}
+    path = tmp_path / "model_best.pth"
+    torch.save({"state_dict_G": state, "iters": 1}, path)
+    model = load_official_tbsrn(TBSRN(stn=True, mask=True), path)
+    for k, v in source.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_mismatched_checkpoint_is_refused_with_keys() -> None:
+    state = TBSRN(stn=True, mask=True).state_dict()
+    with pytest.raises(WeightsError, match="stn_head|tps"):
+        load_tbsrn_state_dict(TBSRN(stn=False, mask=True), state)
+    del state["block2.feature_enhancer.linear.weight"]
+    with pytest.raises(WeightsError, match="block2.feature_enhancer.linear.weight"):
+        load_tbsrn_state_dict(TBSRN(stn=True, mask=True), state)
+
+
+def test_unused_official_modules_are_frozen_and_the_rest_learns() -> None:
+    model = TBSRN(stn=False, mask=False, srb_nums=1, hidden_units=8).train()
+    model(torch.rand(2, 3, 16, 64)).square().mean().backward()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("conv.", "bn.")) or ".gru" in n or "compress_attention" in n for n in frozen)
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, n
+
+
+def test_ci_sized_model_runs_any_even_width() -> None:
+    model = TBSRN(stn=True, mask=True, srb_nums=1, hidden_units=8).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 4, 16, 64)).shape == (1, 4, 32, 128)
+    with pytest.raises(ValueError, match="even"):
+        TBSRN(hidden_units=7)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        TBSRN(mask=False, stn=False)(torch.rand(1, 4, 16, 64))
+
+
+def test_plugin_registers_tbsrn() -> None:
+    assert [s.name for s in register_sr_models()] == ["tbsrn"]
+    spec = SUCCESSOR_SPECS[0]
+    assert resolve_target(spec.target) is TBSRN and spec.default_loss == "text_focus" and spec.in_channels is None
+    params = TBSRNParams()
+    assert params.stn and not params.mask  # the official README's command: --STN, no --mask
+    model = TBSRN(**params.model_dump())
+    assert sum(p.numel() for p in model.parameters()) == 3_210_335
+    with pytest.raises(ValueError):
+        TBSRNParams(hidden_units=7)
+    with pytest.raises(ValueError):
+        TBSRNParams(heads=4)  # type: ignore[call-arg]
+
