@@ -166,3 +166,22 @@ def test_the_final_eval_is_in_the_log(tmp_path: Path, capsys: pytest.CaptureFixt
     for r in Store(db).results(eval_run.id):
         assert f"final eval (run {eval_run.id}): {r.subset} {r.recognizer} {r.metric}={r.value:.4f}" in log
     assert "final eval" in log.splitlines()[-1]
+
+
+def test_eval_without_a_terminal_prints_progress_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An eval in a log gets a line per subset start and end, and one at least every 30 s between."""
+    import importlib
+
+    ev = importlib.import_module("tzbench.runner.evaluate")  # the module, not runner's evaluate()
+    monkeypatch.setattr(ev, "LINE_EVERY_S", 0.0)  # every batch is "30 s later"
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    code, out, err = cli(["eval", "bicubic", *SMALL, "--set", "data.params.n_test=20", "--set", "judges=[]",
+                          "--db", db], capsys)
+    assert code == 0, err + out
+    lines = [ln for ln in out.splitlines() if ln.startswith("eval ")]
+    for subset in ("easy", "medium", "hard"):
+        mine = [ln for ln in lines if ln.startswith(f"eval {subset}")]
+        assert mine[0] == f"eval {subset}: 20 pairs", lines
+        assert [ln.split()[2] for ln in mine[1:]] == ["8/20", "16/20", "20/20"], lines
+        assert "ETA" in mine[1] and "ETA" not in mine[-1] and "images/s" in mine[-1]

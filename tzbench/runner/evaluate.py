@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from tzbench.runner.context import (
     seed_everything,
 )
 from tzbench.runner.overlap import JudgePool, Prefetcher, judge_threads, sequential_requested
+from tzbench.runner.records import LINE_EVERY_S, format_duration, progress_mode
 
 __all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows", "PROTOCOLS"]
 
@@ -50,6 +52,44 @@ class EvalOutcome:
     comparable: bool
     reason: str
     rows: list[ResultRow] = field(default_factory=list)
+
+
+class _EvalLines:
+    """Plain progress lines of an eval when there is no terminal bar (redirected output,
+    ``--no-progress``): one when a subset starts, at most every ``LINE_EVERY_S`` seconds, and
+    one with its accuracies when it ends, so a log never sits silent for minutes."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.subset, self.n, self.done, self.t0, self.last = "", 0, 0, 0.0, 0.0
+
+    def start(self, subset: str, n: int) -> None:
+        self.subset, self.n, self.done = subset, n, 0
+        self.t0 = self.last = time.perf_counter()
+        self._say(f"eval {subset}: {n} pairs")
+
+    def advance(self, k: int, acc: MetricAccumulator) -> None:
+        self.done += k
+        now = time.perf_counter()
+        if now - self.last >= LINE_EVERY_S and self.done < self.n:
+            self.last = now
+            self._say(self._line(acc, now))
+
+    def end(self, acc: MetricAccumulator) -> None:
+        self._say(self._line(acc, time.perf_counter()))
+
+    def _line(self, acc: MetricAccumulator, now: float) -> str:
+        rate = self.done / max(now - self.t0, 1e-9)
+        shown = " ".join(f"{k}={100 * c / max(1, acc.n_text[k]):.1f}%" for k, c in acc.correct.items())
+        eta = format_duration((self.n - self.done) / rate) if rate > 0 else "?"
+        pct = 100.0 * self.done / max(1, self.n)
+        parts = [f"eval {self.subset} {self.done}/{self.n} ({pct:.0f}%)", shown, f"{rate:.1f} images/s",
+                 f"ETA {eta}" if self.done < self.n else ""]
+        return " ".join(p for p in parts if p)
+
+    def _say(self, line: str) -> None:
+        if self.enabled:
+            print(line, flush=True)
 
 
 def _batches(ds: Any, n: int, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]]:
@@ -178,7 +218,9 @@ def evaluate_model(
                      load_ahead=not sequential, threads=torch.get_num_threads())
     # Two batches ahead: one waiting while the next is made, so the judges never wait on SR.
     producer = contextlib.closing(events) if sequential else Prefetcher(events, depth=2, name="tzbench-sr")
-    with make_progress(disable=not progress) as prog, producer as stream, \
+    bar = progress_mode(progress) == "bar"
+    lines = _EvalLines(enabled=not bar)
+    with make_progress(disable=not bar) as prog, producer as stream, \
             JudgePool([j.recognizer for j in judges], concurrent=not sequential) as pool:
         task: Any = None
         acc, subset = MetricAccumulator(), ""
@@ -187,6 +229,7 @@ def evaluate_model(
                 subset, acc = event.subset, event.acc
                 sizes[subset] = event.n
                 task = prog.add_task(f"eval {subset}", total=event.n, info="")
+                lines.start(subset, event.n)
                 if readings is not None:
                     readings[subset] = {j.name: [] for j in judges}
             elif isinstance(event, _Batch):
@@ -194,10 +237,12 @@ def evaluate_model(
                     acc.update_text(preds, event.labels, judge.name)
                     if readings is not None:
                         readings[subset][judge.name].extend(preds)
-                if progress:
+                if bar:
                     shown = " ".join(f"{k}={c / max(1, acc.n_text[k]):.3f}" for k, c in acc.correct.items())
                     prog.update(task, advance=len(event.labels), info=shown)
+                lines.advance(len(event.labels), acc)
             else:
+                lines.end(acc)
                 summaries[subset] = acc.summary()
                 bad += event.bad
     return summaries, sizes, bad
