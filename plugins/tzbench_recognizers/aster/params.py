@@ -34,7 +34,7 @@ VOC_ALL = (
     "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 )
 # The three specials follow the symbols. Their *names* are what the official id->char table
-# holds, which is why PADDING decodes to the text 'PADDING' (then 'padding').
+# holds: PADDING decodes to the token 'PADDING', which the official normalisation drops whole.
 EOS_TOKEN = "EOS"
 PADDING_TOKEN = "PADDING"
 UNKNOWN_TOKEN = "UNKNOWN"
