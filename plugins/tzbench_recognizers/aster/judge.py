@@ -91,7 +91,11 @@ class ASTERRecognizer(Recognizer):
     Args:
         grid_sample_align_corners: see :class:`~.net.ASTER`.
         beam_width: beam width (TextZoom: 5).
-        max_len_labels: decoding steps (TextZoom: 100; all always run).
+        max_len_labels: decoding steps (TextZoom: 100).
+        beam_early_stop: stop each sample's search once the official search's top beam is
+            decided (the same strings; see
+            :meth:`~.net.AttentionRecognitionHead.beam_search_early_stop`); ``False`` runs all
+            ``max_len_labels`` steps as the official code (the reference).
         mode, weights, device, batch_size: see :class:`tzbench_recognizers.common.Recognizer`.
         They match :class:`~.params.ASTERParams`.
     """
@@ -106,6 +110,7 @@ class ASTERRecognizer(Recognizer):
         grid_sample_align_corners: bool = True,
         beam_width: int = 5,
         max_len_labels: int = 100,
+        beam_early_stop: bool = True,
         weights: str | Path | None = None,
         device: str | torch.device | None = None,
         batch_size: int | None = None,
@@ -117,6 +122,7 @@ class ASTERRecognizer(Recognizer):
         self.grid_sample_align_corners = bool(grid_sample_align_corners)
         self.beam_width = beam_width
         self.max_len_labels = max_len_labels
+        self.beam_early_stop = bool(beam_early_stop)
         super().__init__(mode=mode, weights=weights, device=device, batch_size=batch_size)
 
     def build_net(self) -> nn.Module:
@@ -130,6 +136,7 @@ class ASTERRecognizer(Recognizer):
             eos=EOS,
             STN_ON=True,
             beam_width=self.beam_width,
+            beam_early_stop=self.beam_early_stop,
             grid_sample_align_corners=self.grid_sample_align_corners,
         )
 
