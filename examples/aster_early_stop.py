@@ -52,7 +52,8 @@ def wild_images(split: str, n: int, lr: bool) -> tuple[torch.Tensor, list[str]]:
     crops = [c for c in provider.split_crops()[split] if c.label not in ("", IGNORE_LABEL)]
     idx = torch.linspace(0, len(crops) - 1, min(n, len(crops))).round().long().tolist()
     levels = ("easy", "medium", "hard") if split == "test" else (None,)
-    pairs = [WildSource([crops[i]], levels[j % len(levels)], provider.params.seed).produce(0) for j, i in enumerate(idx)]
+    seed = provider.params.seed
+    pairs = [WildSource([crops[i]], levels[j % len(levels)], seed).produce(0) for j, i in enumerate(idx)]
     arrays = np.stack([p.lr if lr else p.hr for p in pairs])
     images = torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 255
     if lr:
