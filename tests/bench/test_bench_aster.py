@@ -21,6 +21,7 @@ paths and their ratio in ``extra_info``; a summary is printed at the end.
 from __future__ import annotations
 
 import importlib.util
+import os
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from tzbench_recognizers.aster.judge import get_str_list
 from tzbench_recognizers.aster.net import ASTER
 from tzbench_recognizers.samples import CLEAN_WORDS, render_clean_words
 
-BATCH = 64
+BATCH = int(os.environ.get("TZBENCH_ASTER_BENCH_BATCH", "64"))  # a smaller one for a quick smoke run
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aster_early_stop.py"
 _RESULTS: dict[str, str] = {}
