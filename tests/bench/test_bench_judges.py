@@ -6,7 +6,8 @@ Outside the default run (the pytest config ignores tests/bench). Run with
 
 The input is 64 clean rendered words (see :mod:`tzbench_recognizers.samples`); the judges
 without weights run with their random initialisation, which costs the same as trained
-weights (ASTER's beam search always runs all 100 steps). Uses CUDA for the torch judges when
+weights, except ASTER: untrained, its beams never end, so its search runs all 100 steps, as the
+official one always does; tests/bench/test_bench_aster.py measures it with ending beams). Uses CUDA for the torch judges when
 present (ppocr and tesseract run on the CPU). Each result carries ``batch``, ``device`` and
 ``images_per_s`` in its ``extra_info``. Tesseract is measured only when its binary is
 installed.

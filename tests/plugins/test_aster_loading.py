@@ -75,6 +75,10 @@ def test_official_format_loads_strictly_and_recognizes(
     assert judge.recognize(images) == strings["pred_str_normalized_legacygs"]
     modern = ASTERRecognizer(weights=path, device="cpu", grid_sample_align_corners=False, batch_size=1)
     assert modern.recognize(images) == strings["pred_str_normalized"]
+    # the official always-100-steps search stays selectable and reads the same strings
+    official = ASTERRecognizer(weights=path, device="cpu", beam_early_stop=False)
+    assert official.net.beam_early_stop is False and judge.net.beam_early_stop is True
+    assert official.recognize(images) == strings["pred_str_normalized_legacygs"]
     assert set("".join(strings["pred_str_normalized"])) <= set(CHARSET)
 
 
@@ -148,6 +152,9 @@ def test_params_build_the_judge() -> None:
     judge = ASTERRecognizer(**params.model_dump())
     assert judge.mode == "legacy" and judge.net.beam_width == 5 and judge.net.max_len_labels == 100
     assert judge.net.grid_sample_align_corners is True
+    assert params.beam_early_stop is True and judge.net.beam_early_stop is True
+    reference_search = ASTERRecognizer(**ASTERParams(device="cpu", beam_early_stop=False).model_dump())
+    assert reference_search.net.beam_early_stop is False
     assert WEIGHTS.filename == "demo.pth.tar"
     with pytest.raises(ValueError):
         ASTERParams(beam=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,7 +23,8 @@ from tzbench_recognizers.aster.params import (
 
 __all__ = ["ASTERRecognizer", "aster_id_to_token", "get_str_list", "normalize_text"]
 
-_KEEP = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# string.digits + string.ascii_letters: the official filter tests `token in` this *string*.
+_ALNUM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def aster_id_to_token(i: int) -> str:
@@ -38,9 +40,15 @@ def aster_id_to_token(i: int) -> str:
     raise ValueError(f"ASTER id {i} is outside the {NUM_CLASSES} classes")
 
 
-def normalize_text(text: str) -> str:
-    """Keep ``[0-9A-Za-z]`` and lower-case (the official ``_normalize_text``)."""
-    return "".join(ch for ch in text if ch in _KEEP).lower()
+def normalize_text(text: str | Sequence[str]) -> str:
+    """The official ``_normalize_text``: keep the elements in ``[0-9A-Za-z]``, join, lower-case.
+
+    The official function filters whatever it is given element by element with
+    ``x in string.digits + string.ascii_letters``; ``get_str_list`` hands it the *list of
+    tokens*, so a multi-character token such as 'PADDING' (not a substring of that alphabet)
+    is dropped whole. A string is filtered character by character.
+    """
+    return "".join(tok for tok in text if tok in _ALNUM).lower()
 
 
 def get_str_list(
@@ -49,9 +57,10 @@ def get_str_list(
     """Strings of ASTER ids ``(B, L)`` as the official ``utils.metrics.get_str_list`` makes them.
 
     Each row stops at the first ``eos`` and skips ``unknown``; every other id maps through the
-    official table, so PADDING becomes the text 'PADDING'. With ``normalize`` (what the test
-    loop scores) only ``[0-9A-Za-z]`` are kept and lower-cased, e.g. 'PADDING' -> 'padding';
-    ``normalize=False`` gives the raw strings.
+    official table to a token, PADDING to the token 'PADDING'. With ``normalize`` (what the test
+    loop scores) the *token list* goes through :func:`normalize_text` as in the official code:
+    tokens in ``[0-9A-Za-z]`` are kept and lower-cased, so 'PADDING' is dropped (not turned into
+    'padding'). ``normalize=False`` gives the raw strings (tokens joined, 'PADDING' included).
     """
     rows = ids.tolist() if isinstance(ids, Tensor) else [list(r) for r in ids]
     out: list[str] = []
@@ -62,8 +71,7 @@ def get_str_list(
                 break
             if i != unknown:
                 tokens.append(aster_id_to_token(i))
-        text = "".join(tokens)
-        out.append(normalize_text(text) if normalize else text)
+        out.append(normalize_text(tokens) if normalize else "".join(tokens))
     return out
 
 
@@ -83,7 +91,11 @@ class ASTERRecognizer(Recognizer):
     Args:
         grid_sample_align_corners: see :class:`~.net.ASTER`.
         beam_width: beam width (TextZoom: 5).
-        max_len_labels: decoding steps (TextZoom: 100; all always run).
+        max_len_labels: decoding steps (TextZoom: 100).
+        beam_early_stop: stop each sample's search once the official search's top beam is
+            decided (the same strings; see
+            :meth:`~.net.AttentionRecognitionHead.beam_search_early_stop`); ``False`` runs all
+            ``max_len_labels`` steps as the official code (the reference).
         mode, weights, device, batch_size: see :class:`tzbench_recognizers.common.Recognizer`.
         They match :class:`~.params.ASTERParams`.
     """
@@ -98,6 +110,7 @@ class ASTERRecognizer(Recognizer):
         grid_sample_align_corners: bool = True,
         beam_width: int = 5,
         max_len_labels: int = 100,
+        beam_early_stop: bool = True,
         weights: str | Path | None = None,
         device: str | torch.device | None = None,
         batch_size: int | None = None,
@@ -109,6 +122,7 @@ class ASTERRecognizer(Recognizer):
         self.grid_sample_align_corners = bool(grid_sample_align_corners)
         self.beam_width = beam_width
         self.max_len_labels = max_len_labels
+        self.beam_early_stop = bool(beam_early_stop)
         super().__init__(mode=mode, weights=weights, device=device, batch_size=batch_size)
 
     def build_net(self) -> nn.Module:
@@ -122,6 +136,7 @@ class ASTERRecognizer(Recognizer):
             eos=EOS,
             STN_ON=True,
             beam_width=self.beam_width,
+            beam_early_stop=self.beam_early_stop,
             grid_sample_align_corners=self.grid_sample_align_corners,
         )
 

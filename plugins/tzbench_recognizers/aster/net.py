@@ -27,6 +27,7 @@ __all__ = [
     "AttentionUnit",
     "DecoderUnit",
     "BeamSearchResult",
+    "TopBeam",
     "AttentionRecognitionHead",
     "SequenceCrossEntropyLoss",
     "ASTER",
@@ -182,6 +183,107 @@ class BeamSearchResult(NamedTuple):
     lengths: torch.Tensor
 
 
+class TopBeam(NamedTuple):
+    """The top beam of the official beam search, as :meth:`AttentionRecognitionHead.beam_search_early_stop` finds it.
+
+    ``ids`` (B,L): the reference's ``beams[:, 0]`` up to and including the EOS that ended it;
+    after that EOS (where the reference holds junk from the overwritten slot) EOS again.
+    ``score`` (B,) its summed log-probability, ``length`` (B,) as in :class:`BeamSearchResult`,
+    ``steps`` the decoder steps that ran (``max_len_labels`` in the reference).
+    """
+
+    ids: torch.Tensor
+    score: torch.Tensor
+    length: torch.Tensor
+    steps: int
+
+
+def _backtrack(
+    sc: torch.Tensor, pr: torch.Tensor, sy: torch.Tensor, k: int, eos: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The official backtracking (TopKDecoder) over stored steps, on the CPU.
+
+    ``sc``, ``pr``, ``sy`` (L, B*k): per step the top-k scores *before* EOS beams were set to
+    -inf, the flat predecessor (``b*k + beam`` of the previous step) and the symbol. Returns
+    beams (B,k,L), scores (B,k) and lengths (B,k) after the final re-sort.
+    """
+    n_steps, flat = sc.shape
+    batch = flat // k
+    pos = (torch.arange(batch) * k).view(-1, 1)
+    lengths = [[n_steps] * k for _ in range(batch)]
+    sorted_score, sorted_idx = sc[-1].view(batch, k).topk(k)
+    s = sorted_score.clone()
+    eos_found = [0] * batch
+    t_pred = (sorted_idx + pos).view(-1)
+    backward: list[torch.Tensor] = []
+    for t in range(n_steps - 1, -1, -1):
+        current = sy[t].index_select(0, t_pred)
+        t_pred = pr[t].index_select(0, t_pred)
+        ended = sy[t].eq(eos).nonzero().view(-1).tolist()
+        for flat_i in reversed(ended):
+            b = flat_i // k
+            slot = k - (eos_found[b] % k) - 1
+            eos_found[b] += 1
+            r = b * k + slot
+            t_pred[r] = pr[t, flat_i]
+            current[r] = sy[t, flat_i]
+            s[b, slot] = sc[t, flat_i]
+            lengths[b][slot] = t + 1
+        backward.append(current)
+    s, resort = s.topk(k)
+    lengths = [[lengths[b][j] for j in resort[b].tolist()] for b in range(batch)]
+    resort = (resort + pos).view(-1)
+    beams = torch.stack([step.index_select(0, resort).view(batch, k) for step in reversed(backward)], dim=-1)
+    return beams, s, torch.tensor(lengths, dtype=torch.long)
+
+
+class _EndedBeams:
+    """Per sample, the beams that emitted EOS and can still be in the reference's final set.
+
+    Why only the first ``k`` (by step, then by topk rank within a step): the backtracking
+    walks from the last step to the first and writes every EOS-ended beam over slot
+    ``k-1 - (count % k)`` of its sample, so the beams written *last* - the earliest ones, and
+    in one step the lower ranks (the flat indices are walked in reverse) - own the slots at
+    the end. Once a sample has ``k`` of them they fill every slot whatever the later steps do.
+    With fewer, every later candidate (a later EOS beam or a beam alive at the last step)
+    descends from a beam alive now and scores at most its score (log-probabilities are <= 0),
+    so a best ended beam *strictly* above every live beam stays on top. Exact ties keep a
+    sample decoding: the final ``topk`` breaks them by slot, which later steps decide.
+    """
+
+    def __init__(self, batch: int, k: int) -> None:
+        self.k = k
+        self.count = torch.zeros(batch, dtype=torch.long)
+        self.score = torch.full((batch, k), float("-inf"))
+        self.step = torch.zeros((batch, k), dtype=torch.long)
+        self.rank = torch.zeros((batch, k), dtype=torch.long)
+
+    def add(self, t: int, rows: torch.Tensor, scores: torch.Tensor, ended: torch.Tensor) -> None:
+        """Record step ``t``'s EOS beams of samples ``rows`` (scores before the -inf mask)."""
+        count = self.count[rows]
+        slot = ended.long().cumsum(1) - 1 + count.unsqueeze(1)
+        a, j = (ended & slot.lt(self.k)).nonzero(as_tuple=True)
+        g, sl = rows[a], slot[a, j]
+        self.score[g, sl] = scores[a, j]
+        self.step[g, sl] = t
+        self.rank[g, sl] = j
+        self.count[rows] = (count + ended.sum(1)).clamp(max=self.k)
+
+    def decided(self, rows: torch.Tensor, live_max: torch.Tensor) -> torch.Tensor:
+        """Which of ``rows`` have their final top beam fixed, given the best live score of each."""
+        score = self.score[rows]
+        best = score.max(1).values
+        unique = score.eq(best.unsqueeze(1)).sum(1).eq(1)
+        count = self.count[rows]
+        return count.gt(0) & unique & (count.ge(self.k) | best.gt(live_max))
+
+    def best(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(score, step, rank)`` of the best recorded EOS beam of each of ``rows``."""
+        score, arg = self.score[rows].max(1)
+        pick = arg.unsqueeze(1)
+        return score, self.step[rows].gather(1, pick).squeeze(1), self.rank[rows].gather(1, pick).squeeze(1)
+
+
 class AttentionRecognitionHead(nn.Module):
     """Attention decoder with teacher-forced ``forward`` and the official ``beam_search``.
 
@@ -191,7 +293,7 @@ class AttentionRecognitionHead(nn.Module):
         in_planes: encoder feature size.
         sDim: GRU state size.
         attDim: attention and embedding size.
-        max_len_labels: decoding steps; beam search always runs all of them.
+        max_len_labels: decoding steps; the reference beam search always runs all of them.
     """
 
     def __init__(self, num_classes: int, in_planes: int, sDim: int, attDim: int, max_len_labels: int) -> None:
@@ -227,9 +329,10 @@ class AttentionRecognitionHead(nn.Module):
         classes survive; the score is stored *before* beams that emitted EOS are set to -inf
         (so they are not expanded). Backtracking walks from the sorted last step and, at
         every step where some beam emitted EOS, writes that ended sequence over the worst
-        remaining slots of its sample (last slot first), then re-sorts by score.
+        remaining slots of its sample (last slot first), then re-sorts by score. This is the
+        reference :meth:`beam_search_early_stop` is proven against.
         """
-        batch, steps_t, dim = x.shape
+        batch = x.size(0)
         k = beam_width
         c = self.num_classes
         n_steps = self.max_len_labels
@@ -259,38 +362,98 @@ class AttentionRecognitionHead(nn.Module):
 
         # Backtracking is scalar bookkeeping: do it on the CPU in one transfer.
         sc = torch.stack(stored_scores).squeeze(-1).cpu()  # (L, B*k)
-        pr = torch.stack(stored_preds).cpu()
-        sy = torch.stack(stored_symbols).cpu()
-        pos_cpu = pos.cpu()
-        lengths = [[n_steps] * k for _ in range(batch)]
-        sorted_score, sorted_idx = sc[-1].view(batch, k).topk(k)
-        s = sorted_score.clone()
-        eos_found = [0] * batch
-        t_pred = (sorted_idx + pos_cpu).view(-1)
-        backward: list[torch.Tensor] = []
-        for t in range(n_steps - 1, -1, -1):
-            current = sy[t].index_select(0, t_pred)
-            t_pred = pr[t].index_select(0, t_pred)
-            ended = sy[t].eq(eos).nonzero().view(-1).tolist()
-            for flat in reversed(ended):
-                b = flat // k
-                slot = k - (eos_found[b] % k) - 1
-                eos_found[b] += 1
-                r = b * k + slot
-                t_pred[r] = pr[t, flat]
-                current[r] = sy[t, flat]
-                s[b, slot] = sc[t, flat]
-                lengths[b][slot] = t + 1
-            backward.append(current)
-        s, resort = s.topk(k)
-        lengths = [[lengths[b][j] for j in resort[b].tolist()] for b in range(batch)]
-        resort = (resort + pos_cpu).view(-1)
-        beams = torch.stack([step.index_select(0, resort).view(batch, k) for step in reversed(backward)], dim=-1)
-        return BeamSearchResult(
-            beams=beams.to(device),
-            scores=s.to(device),
-            lengths=torch.tensor(lengths, dtype=torch.long, device=device),
-        )
+        beams, s, lengths = _backtrack(sc, torch.stack(stored_preds).cpu(), torch.stack(stored_symbols).cpu(), k, eos)
+        return BeamSearchResult(beams=beams.to(device), scores=s.to(device), lengths=lengths.to(device))
+
+    def _beam_step(
+        self, feats: torch.Tensor, x_proj: torch.Tensor, state: torch.Tensor, y_prev: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:class:`DecoderUnit`'s step for all beams, without recomputing ``xEmbed`` every step.
+
+        ``feats`` (n*k,T,D) per beam, ``x_proj = xEmbed(x)`` (n,T,A) per *sample* (it does not
+        depend on the state: the reference computes it for every beam at every step), ``state``
+        (n*k,S) and ``y_prev`` (n*k,) per beam. Otherwise the reference's operations in its
+        order and shapes, so each step gives bit-identical values (measured on CPU: a
+        per-sample context ``bmm`` would not).
+        """
+        unit = self.decoder
+        att = unit.attention_unit
+        n, steps_t, _ = x_proj.shape
+        s_proj = att.sEmbed(state).view(n, -1, 1, att.attDim)
+        energy = att.wEmbed(torch.tanh(s_proj + x_proj.unsqueeze(1))).view(-1, steps_t)
+        context = torch.bmm(F.softmax(energy, dim=1).unsqueeze(1), feats).squeeze(1)
+        gru = unit.gru
+        step_in = torch.cat([unit.tgt_embedding(y_prev), context], 1)
+        state = torch.gru_cell(step_in, state, gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+        return unit.fc(state), state
+
+    def beam_search_early_stop(self, x: torch.Tensor, beam_width: int, eos: int) -> TopBeam:
+        """The top beam of :meth:`beam_search_full`, stopping each sample once it is decided.
+
+        A sample leaves the batch as soon as the remaining steps provably cannot change the
+        reference's final top beam (see :class:`_EndedBeams`); its ids are traced back from the
+        EOS that ended it. A sample still undecided after ``max_len_labels`` steps goes through
+        the reference backtracking itself. The decoder steps run for all beams of the samples
+        still decoding at once, with the attention's ``xEmbed(x)`` computed once per sample.
+        """
+        batch, k, c, n_steps = x.size(0), beam_width, self.num_classes, self.max_len_labels
+        device = x.device
+        x_proj = self.decoder.attention_unit.xEmbed(x.contiguous())
+        feats = x.repeat_interleave(k, dim=0).contiguous()
+        state = x.new_zeros(batch * k, self.sDim)
+        scores = x.new_full((batch, k), float("-inf"))
+        scores[:, 0] = 0.0
+        y_prev = torch.full((batch * k,), c, dtype=torch.long, device=device)
+        rows = torch.arange(batch)  # the samples still decoding, in the order of the device tensors
+        hist_sc = torch.zeros(n_steps, batch, k)
+        hist_par = torch.zeros(n_steps, batch, k, dtype=torch.long)
+        hist_sym = torch.zeros(n_steps, batch, k, dtype=torch.long)
+        ended_beams = _EndedBeams(batch, k)
+        out = TopBeam(torch.full((batch, n_steps), eos, dtype=torch.long), torch.zeros(batch),
+                      torch.full((batch,), n_steps, dtype=torch.long), 0)
+        steps = 0
+        for t in range(n_steps):
+            steps = t + 1
+            logits, state = self._beam_step(feats, x_proj, state, y_prev)
+            total = scores.view(-1, 1) + F.log_softmax(logits, dim=1)
+            top_scores, candidates = total.view(rows.numel(), -1).topk(k, dim=1)
+            parents = candidates // c + torch.arange(rows.numel(), device=device).unsqueeze(1) * k
+            state = state.index_select(0, parents.view(-1))
+            y_prev = (candidates % c).view(-1)
+            scores = top_scores.masked_fill(y_prev.view(-1, k).eq(eos), float("-inf"))
+            sc_cpu, cand_cpu = top_scores.cpu(), candidates.cpu()
+            hist_sc[t, rows], hist_par[t, rows], hist_sym[t, rows] = sc_cpu, cand_cpu // c, cand_cpu % c
+            ended = hist_sym[t, rows].eq(eos)
+            ended_beams.add(t, rows, sc_cpu, ended)
+            done = ended_beams.decided(rows, sc_cpu.masked_fill(ended, float("-inf")).max(1).values)
+            if not bool(done.any()):
+                continue
+            self._finish_decided(out, rows[done], ended_beams, hist_par, hist_sym)
+            keep = (~done).nonzero().view(-1)
+            rows = rows[keep]
+            if rows.numel() == 0:
+                break
+            keep = keep.to(device)
+            beams_kept = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            x_proj, scores = x_proj[keep], scores[keep]
+            feats, state, y_prev = feats[beams_kept], state[beams_kept], y_prev[beams_kept]
+        if rows.numel():
+            _finish_with_backtracking(out, rows, hist_sc, hist_par, hist_sym, k, eos)
+        return TopBeam(out.ids.to(device), out.score.to(device), out.length.to(device), steps)
+
+    @staticmethod
+    def _finish_decided(
+        out: TopBeam, rows: torch.Tensor, ended_beams: _EndedBeams, hist_par: torch.Tensor, hist_sym: torch.Tensor
+    ) -> None:
+        """Write the decided samples' top beams into ``out``: trace each back from its EOS."""
+        score, step, rank = ended_beams.best(rows)
+        out.score[rows] = score
+        out.length[rows] = step + 1
+        for t in range(int(step.max()), -1, -1):
+            on = step.ge(t)
+            g, j = rows[on], rank[on]
+            out.ids[g, t] = hist_sym[t, g, j]
+            rank[on] = hist_par[t, g, j]
 
     def beam_search(self, x: torch.Tensor, beam_width: int, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The official return value: top beam ids ``(B, L)`` and ``ones_like`` of them.
@@ -299,6 +462,32 @@ class AttentionRecognitionHead(nn.Module):
         """
         pred = self.beam_search_full(x, beam_width, eos).beams[:, 0]
         return pred, torch.ones_like(pred)
+
+
+def _finish_with_backtracking(
+    out: TopBeam,
+    rows: torch.Tensor,
+    hist_sc: torch.Tensor,
+    hist_par: torch.Tensor,
+    hist_sym: torch.Tensor,
+    k: int,
+    eos: int,
+) -> None:
+    """Write the top beams of samples that ran every step into ``out``, by the reference backtracking."""
+    n_steps, n = hist_sc.size(0), rows.numel()
+    pos = (torch.arange(n) * k).view(1, n, 1)
+    beams, s, lengths = _backtrack(
+        hist_sc[:, rows].reshape(n_steps, n * k),
+        (hist_par[:, rows] + pos).reshape(n_steps, n * k),
+        hist_sym[:, rows].reshape(n_steps, n * k),
+        k,
+        eos,
+    )
+    top = beams[:, 0]
+    after = torch.arange(n_steps).unsqueeze(0).ge(lengths[:, :1])
+    out.ids[rows] = top.masked_fill(after, eos)
+    out.score[rows] = s[:, 0]
+    out.length[rows] = lengths[:, 0]
 
 
 class SequenceCrossEntropyLoss(nn.Module):
@@ -348,6 +537,10 @@ class ASTER(nn.Module):
         eos: end-of-sequence id.
         STN_ON: use the TPS rectifier.
         beam_width: beam width of inference (5 in TextZoom).
+        beam_early_stop: eval returns the reference's top beam found with early stopping
+            (:meth:`AttentionRecognitionHead.beam_search_early_stop`, the same strings, many
+            times faster); ``False`` runs the official always-``max_len_labels``-steps search
+            and returns all its beams.
         grid_sample_align_corners: the TPS ``grid_sample`` ``align_corners``. The official
             call passes none: True on torch <= 1.2 (what the released weights were trained
             under, hence the default), False on torch >= 1.3 (the same code run today).
@@ -364,6 +557,7 @@ class ASTER(nn.Module):
         eos: int = EOS,
         STN_ON: bool = True,
         beam_width: int = 5,
+        beam_early_stop: bool = True,
         grid_sample_align_corners: bool = True,
         tps_inputsize: tuple[int, int] = (32, 64),
         tps_outputsize: tuple[int, int] = (32, 100),
@@ -379,6 +573,7 @@ class ASTER(nn.Module):
         self.eos = eos
         self.STN_ON = STN_ON
         self.beam_width = beam_width
+        self.beam_early_stop = bool(beam_early_stop)
         self.tps_inputsize = tuple(tps_inputsize)
         # Registration order = official state_dict order: encoder, decoder, (loss), tps, stn_head.
         self.encoder = ResNetASTER(with_lstm=True)
@@ -434,10 +629,12 @@ class ASTER(nn.Module):
 
         Training mode needs targets and returns ``loss_rec`` and ``logits`` (teacher forced).
         Eval mode returns ``pred_rec`` (B,L) (top beam), ``pred_rec_score`` (ones, as the
-        official code), the beam-search internals ``all_beams`` (B,K,L), ``beam_scores``
-        (B,K) and ``beam_lengths`` (B,K), ``ctrl_points``, ``rectified`` and
-        ``encoder_feats``; with targets, also the teacher-forced ``logits`` and ``loss_rec``
-        (the official eval path always computes them, from placeholder targets).
+        official code), ``ctrl_points``, ``rectified`` and ``encoder_feats``; with
+        ``beam_early_stop`` also ``top_beam_score`` and ``top_beam_length`` (B,) (``pred_rec``
+        holds EOS after the top beam's EOS), else the reference beam-search internals
+        ``all_beams`` (B,K,L), ``beam_scores`` (B,K) and ``beam_lengths`` (B,K). With targets,
+        also the teacher-forced ``logits`` and ``loss_rec`` (the official eval path always
+        computes them, from placeholder targets).
         """
         rectified, ctrl_points = self.rectify(images)
         feats = self.encoder(rectified).contiguous()
@@ -446,12 +643,18 @@ class ASTER(nn.Module):
             if rec_targets is None or rec_lengths is None:
                 raise ValueError("ASTER training forward needs rec_targets and rec_lengths")
         else:
-            result = self.decoder.beam_search_full(feats, self.beam_width, self.eos)
-            out["pred_rec"] = result.beams[:, 0]
+            if self.beam_early_stop:
+                top = self.decoder.beam_search_early_stop(feats, self.beam_width, self.eos)
+                out["pred_rec"] = top.ids
+                out["top_beam_score"] = top.score
+                out["top_beam_length"] = top.length
+            else:
+                result = self.decoder.beam_search_full(feats, self.beam_width, self.eos)
+                out["pred_rec"] = result.beams[:, 0]
+                out["all_beams"] = result.beams
+                out["beam_scores"] = result.scores
+                out["beam_lengths"] = result.lengths
             out["pred_rec_score"] = torch.ones_like(out["pred_rec"])
-            out["all_beams"] = result.beams
-            out["beam_scores"] = result.scores
-            out["beam_lengths"] = result.lengths
             out["ctrl_points"] = ctrl_points
             out["rectified"] = rectified
             out["encoder_feats"] = feats

@@ -34,7 +34,7 @@ VOC_ALL = (
     "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 )
 # The three specials follow the symbols. Their *names* are what the official id->char table
-# holds, which is why PADDING decodes to the text 'PADDING' (then 'padding').
+# holds: PADDING decodes to the token 'PADDING', which the official normalisation drops whole.
 EOS_TOKEN = "EOS"
 PADDING_TOKEN = "PADDING"
 UNKNOWN_TOKEN = "UNKNOWN"
@@ -66,7 +66,8 @@ class ASTERParams(BaseModel):
 
     The network is fixed to TextZoom's ``RecognizerBuilder(arch='ResNet_ASTER',
     rec_num_classes=97, sDim=512, attDim=512, max_len_labels=100, eos=94, STN_ON=True)``;
-    inference is beam search with width 5 over all 100 steps.
+    inference is its beam search with width 5 over up to 100 steps, by default stopped per sample
+    as soon as the official search's top beam is decided (``beam_early_stop``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,7 +85,12 @@ class ASTERParams(BaseModel):
         ),
     )
     beam_width: int = Field(default=5, ge=1, description="beam width (TextZoom: 5)")
-    max_len_labels: int = Field(default=100, ge=1, description="decoding steps, always all run (TextZoom: 100)")
+    max_len_labels: int = Field(default=100, ge=1, description="decoding steps (TextZoom: 100)")
+    beam_early_stop: bool = Field(
+        default=True,
+        description="stop a sample's beam search once its top beam is provably final (the same strings as "
+        "the official search, many times faster); False runs all max_len_labels steps as the official code",
+    )
     weights: str | None = Field(default=None, description="path of demo.pth.tar (loaded strictly, weights_only)")
     device: str | None = Field(default=None, description="torch device; None picks CUDA when available")
     batch_size: int | None = Field(default=None, ge=1, description="max images per forward pass")
