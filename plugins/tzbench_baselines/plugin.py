@@ -9,7 +9,7 @@ input), except SRResNet, whose channel count follows its ``mask`` parameter.
 from __future__ import annotations
 
 from tzbench.hookspecs import hookimpl
-from tzbench.specs import SRModelSpec
+from tzbench.specs import PretrainedWeights, SRModelSpec
 
 from tzbench_baselines.params import (
     BicubicParams,
@@ -46,6 +46,16 @@ BASELINE_SPECS: tuple[SRModelSpec, ...] = (
         paper="Dong et al., Learning a Deep Convolutional Network for Image Super-Resolution, ECCV 2014",
         default_loss="l2",
         in_channels=3,
+        pretrained=(
+            PretrainedWeights(
+                tag="wild-cpu",
+                resource="tzbench_baselines:weights/srcnn-wild-cpu.safetensors",
+                sha256="3f5fb7087727fc5f80613000888eace71a704cac2766f8be867a4a2e8a171f37",
+                summary=("cpu recipe on wild (20,000 steps x 16, best at step 6,000 by ppocr on val), run 4; wild "
+                         "test: PSNR 23.13 (bicubic 22.57), ppocr 58.9% (62.7%), ppocrv2 34.6% (31.9%), "
+                         "crnn_tz 40.8% (41.7%)"),
+            ),
+        ),
     ),
     SRModelSpec(
         name="vdsr",
