@@ -125,7 +125,10 @@ def test_short_run_reaches_the_interpolation_target(model: str, tmp_path) -> Non
     cfg = TrainConfig(
         model=ComponentRef(name=model, params=params),
         loss=loss,
-        data=DataConfig(dataset="interp", params={"n_train": 320, "n_test": 16}, batch_size=16, eval_batch_size=16),
+        # DejaVu only: the synth images depend on the installed fonts, and chromium (installed by .ci/run
+        # for the HTML report's test) brings fonts-liberation, which moved srcnn's figure from 31.3 to 29.6 dB.
+        data=DataConfig(dataset="interp", params={"n_train": 320, "n_test": 16, "fonts": ["DejaVu*"]},
+                        batch_size=16, eval_batch_size=16),
         optim=OptimConfig(lr=1e-3, betas=(0.9, 0.999), grad_clip=1.0, schedule="cosine", warmup_steps=30,
                           ema_decay=0.999),
         steps=steps, val_every=100, val_max_samples=16, checkpoint_every=100, selection_judge="psnr",
