@@ -8,6 +8,7 @@ View with ``tensorboard --logdir runs/``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,24 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["TensorBoardLogger"]
+
+
+def _wait_past_existing_files(log_dir: Path) -> None:
+    """Wait until a new event file will sort after every file already in ``log_dir``.
+
+    Event files are named ``events.out.tfevents.<whole seconds>.<host>.<pid>...`` and read in
+    name order; the purge of re-run steps only applies to files read *later*. A run killed and
+    resumed within one second would otherwise be ordered by pid, i.e. at random.
+    """
+    stamps = []
+    for f in log_dir.glob("events.out.tfevents.*"):
+        part = f.name.split(".")[3]
+        if part.isdigit():
+            stamps.append(int(part))
+    # Bounded: a file stamped far ahead (a clock set back) must not hang the run.
+    deadline = time.monotonic() + 2.0
+    while stamps and int(time.time()) <= max(stamps) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 class TensorBoardLogger:
@@ -29,6 +48,8 @@ class TensorBoardLogger:
     def on_start(self, info: Mapping[str, Any]) -> None:
         # A resumed run writes again the steps after its checkpoint: TensorBoard drops the old ones.
         start = int(info.get("start_step") or 0)
+        if start:
+            _wait_past_existing_files(self.log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=self.flush_secs,
                                     purge_step=start + 1 if start else None)
         self.writer.add_text("config", f"run {info.get('run_id')} of {info.get('model')}: "

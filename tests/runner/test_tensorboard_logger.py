@@ -91,3 +91,20 @@ def test_a_killed_and_resumed_run_keeps_one_event_per_step(tmp_path: Path,
     assert [e.step for e in events] == list(range(1, end + 1))  # no step twice, none lost
     hist = {r["step"]: r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"}
     assert [e.value for e in events] == [pytest.approx(hist[s], rel=1e-5) for s in range(1, end + 1)]
+
+
+def test_a_resumed_writer_sorts_after_a_file_from_the_same_second(tmp_path: Path) -> None:
+    # CI saw a run killed and resumed within one second: the resumed file then sorted by pid, before the
+    # killed run's file, so TensorBoard purged nothing and showed steps 4, 5, 6, 1, 2, 3, 4.
+    from tzbench_loggers.tensorboard import TensorBoardLogger
+
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    old = tb / f"events.out.tfevents.{int(time.time()) + 1}.host.99999.0"
+    old.write_bytes(b"")
+    logger = TensorBoardLogger(tmp_path)
+    logger.on_start({"start_step": 3, "run_id": 1, "model": "srcnn", "steps": 6})
+    logger.on_end()
+    files = sorted(tb.glob("events.out.tfevents.*"))
+    assert len(files) == 2
+    assert files[0] == old
