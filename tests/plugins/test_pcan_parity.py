@@ -269,3 +269,16 @@ def test_plugin_registers_pcan_and_its_loss() -> None:
         PCANLossParams(edge_weight=1.0)  # type: ignore[call-arg]
     catalog = tzbench.get_catalog()
     assert isinstance(catalog.create("losses", "pcan_loss", {"gradient": True}), PCANLoss)
+
+
+def test_runner_reads_an_official_checkpoint(tmp_path: Path) -> None:
+    """``tzbench eval/sr pcan --checkpoint model_best.pth``: the runner's loader picks
+    ``state_dict_G`` and loads it strictly into the registered default (STN + mask)."""
+    from tzbench.runner.infer import load_model
+
+    source = _rule_a("pcan")
+    torch.save({"state_dict_G": {"module." + k: v for k, v in source.state_dict().items()}}, tmp_path / "best.pth")
+    loaded = load_model(tzbench.get_catalog(), "pcan", tmp_path / "best.pth")
+    assert loaded.source == "official" and loaded.info.in_channels == 4
+    for k, v in source.state_dict().items():
+        assert torch.equal(loaded.module.state_dict()[k], v), k
