@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["TBSRNParams", "TextFocusLossParams", "PCANParams", "PCANLossParams", "TRANSFORMER_FILE", "CONFUSION_FILE"]
 
@@ -74,6 +74,14 @@ class PCANParams(BaseModel):
     grid_sample_align_corners: bool = Field(
         default=False, description="TPS grid_sample align_corners: False = torch>=1.3, True = torch<=1.2 'legacy'"
     )
+
+    @model_validator(mode="after")
+    def _texture_attention_width(self) -> PCANParams:
+        # The texture attention works on (2h * n) // 4 channels and its SE divides six times that by 16.
+        if 6 * (2 * self.hidden_units * self.srb_nums // 4) < 16:
+            raise ValueError(f"hidden_units={self.hidden_units} with srb_nums={self.srb_nums} leaves the texture "
+                             f"attention's squeeze-excitation no unit: need 6 * (2 * hidden_units * srb_nums // 4) >= 16")
+        return self
 
 
 class PCANLossParams(BaseModel):

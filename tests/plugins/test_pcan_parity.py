@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import tzbench
+from tzbench.errors import TzbenchError
 from tzbench.reference import apply_rule_a
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
@@ -265,10 +266,15 @@ def test_plugin_registers_pcan_and_its_loss() -> None:
     assert loss_params.edge and not loss_params.gradient  # the official command: --edge, no --gradient
     with pytest.raises(ValueError):
         PCANParams(heads=4)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="texture attention"):
+        PCANParams(hidden_units=4, srb_nums=1)
+    assert PCANParams(hidden_units=4, srb_nums=2).srb_nums == 2
     with pytest.raises(ValueError):
         PCANLossParams(edge_weight=1.0)  # type: ignore[call-arg]
     catalog = tzbench.get_catalog()
     assert isinstance(catalog.create("losses", "pcan_loss", {"gradient": True}), PCANLoss)
+    with pytest.raises(TzbenchError, match="sr model 'pcan'.*texture attention"):
+        catalog.create("sr-models", "pcan", {"hidden_units": 4, "srb_nums": 1})
 
 
 def test_runner_reads_an_official_checkpoint(tmp_path: Path) -> None:
