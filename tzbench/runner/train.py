@@ -41,6 +41,7 @@ from tzbench.metrics import psnr_legacy_batch, psnr_per_image, ssim_legacy_batch
 from tzbench.registry import load_registry
 from tzbench.weights import sha256_file
 from tzbench.runner.checkpoint import (
+    CHECKPOINT_FORMAT,
     TRAINING_STATE,
     atomic_write_bytes,
     capture_rng,
@@ -670,7 +671,7 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
 
     def meta_for(step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
-            "format": "tzbench-checkpoint-2", "sr_model": cfg.model.name, "params": info.params,
+            "format": CHECKPOINT_FORMAT, "sr_model": cfg.model.name, "params": info.params,
             "in_channels": info.in_channels, "step": step, "run_id": run_id, "best_score": best_score,
             "best_psnr": best_psnr, "best_step": best_step, "ema_decay": cfg.optim.ema_decay,
             "selection": sel.describe(), "protocol": cfg.protocol, "config": cfg.model_dump(mode="json"),
