@@ -15,7 +15,6 @@ reproduces the uninterrupted run bit for bit in deterministic mode.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 import time
@@ -104,12 +103,9 @@ __all__ = [
     "TrainFailed",
 ]
 
-log = logging.getLogger("tzbench.runner")
-
-# Names other code and tests import from here since before the split into resume/selection/signals.
+# Names tests import from here since before the split into resume.py and selection.py.
 _improves = improves
 _validate = validate
-_StopRequests = StopRequests
 
 
 @dataclass
