@@ -7,13 +7,12 @@ Shared by the CTC judges' own ``training_loss`` (crnn, vitstr's CTC head) and by
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from tzbench.text import str_filt
+from tzbench_recognizers.common import FramePosteriorTeacher
 
 __all__ = ["ctc_targets", "ctc_loss_from_logits", "FrameTeacher", "distillation_loss"]
 
@@ -53,20 +52,19 @@ class FrameTeacher:
     The student reads TextZoom's case-insensitive alphabet, so a teacher symbol maps to its
     lower-case form when the student has it and to the blank otherwise (the student must stay
     silent on punctuation and spaces, which TextZoom's labels drop). The teacher's frames are
-    resampled linearly to the student's frame count. The teacher must expose
-    ``frame_posteriors(images) -> (probs (B, T, C) numpy/tensor, charset list, blank index)``
-    (the ONNX judges ppocr and ppocrv2 do).
+    resampled linearly to the student's frame count. The teacher must be a
+    :class:`~tzbench_recognizers.common.FramePosteriorTeacher` (the ONNX judges ppocr and
+    ppocrv2 are).
     """
 
-    def __init__(self, teacher: Any, student_charset: str) -> None:
+    def __init__(self, teacher: FramePosteriorTeacher | object, student_charset: str) -> None:
         self.teacher = teacher
         self.student_charset = student_charset
         self._map: Tensor | None = None
 
     def _posteriors(self, images: Tensor) -> tuple[Tensor, list[str]]:
-        own = getattr(self.teacher, "frame_posteriors", None)
-        if callable(own):
-            probs, charset, blank = own(images)
+        if isinstance(self.teacher, FramePosteriorTeacher):
+            probs, charset, blank = self.teacher.frame_posteriors(images)
             if blank != 0:
                 raise ValueError("FrameTeacher expects the teacher's blank at class 0")
             return torch.as_tensor(probs).float(), list(charset)

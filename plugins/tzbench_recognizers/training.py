@@ -37,6 +37,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from tzbench.data import collate
 from tzbench.metrics import word_accuracy
 from tzbench_recognizers.augment import augment_batch, bicubic_up
+from tzbench_recognizers.common import DeeplySupervised, as_ctc_student
+from tzbench_recognizers.objective import StepObjective, is_trainable, recognizer_loss
 from tzbench_recognizers.ctc import FrameTeacher, ctc_loss_from_logits, ctc_targets, distillation_loss
 
 __all__ = [
@@ -169,39 +171,6 @@ class RecognizerTrainOutcome:
     seconds: float
     status: str
     test: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def _ctc_logits_fn(rec: Any) -> Any:
-    own = getattr(rec, "ctc_logits", None)
-    if callable(own) and getattr(rec, "has_ctc_logits", True):
-        return lambda r, images: own(images)
-    return None
-
-
-def _ctc_logits(rec: Any, images: Tensor) -> Tensor:
-    """Time-major per-frame logits ``(T, B, 1 + len(charset))`` of a CTC judge (with gradients)."""
-    fn = _ctc_logits_fn(rec)
-    if fn is None:
-        raise TypeError(f"{type(rec).__name__} has no per-frame CTC logits")
-    return fn(rec, images)
-
-
-def is_trainable(rec: Any) -> bool:
-    """Whether the judge is a :class:`~tzbench_recognizers.common.TrainableRecognizer`."""
-    from tzbench_recognizers.common import TrainableRecognizer
-
-    return isinstance(rec, TrainableRecognizer) and callable(getattr(rec, "training_loss", None))
-
-
-def recognizer_loss(rec: Any, images: Tensor, labels: list[str]) -> Tensor:
-    """The training loss of judge ``rec`` on images ``(B, 3, H, W)`` in ``[0, 1]`` and their labels.
-
-    Runs the judge's own preprocessing, so training and judging see the same input. The
-    network must already be in train mode; gradients flow into ``rec.net``.
-    """
-    if not is_trainable(rec):
-        raise TypeError(f"{type(rec).__name__} is not trainable: it has no training_loss(images, labels)")
-    return rec.training_loss(images, labels)
 
 
 def kaiming_init(net: torch.nn.Module) -> None:
@@ -355,7 +324,7 @@ def train_recognizer(
     n_params = sum(p.numel() for p in net.parameters())
     teacher: FrameTeacher | None = None
     if cfg.distill:
-        if _ctc_logits_fn(rec) is None:
+        if as_ctc_student(rec) is None:
             raise RunError(f"distillation needs a CTC student; {name!r} has no per-frame logits")
         teacher = FrameTeacher(catalog.create("recognizers", cfg.distill, {}), rec.charset)
     # What a checkpoint needs to rebuild the judge: its params without machine-specific ones.
@@ -374,9 +343,10 @@ def train_recognizer(
         val_ds = Subset(val_ds, torch.linspace(0, len(val_ds) - 1, cfg.val_max_samples).long().tolist())
 
     aux: torch.nn.Module | None = None
-    if cfg.aux_weight > 0 and callable(getattr(rec, "logits_and_features", None)):
+    if cfg.aux_weight > 0 and isinstance(rec, DeeplySupervised):
         aux = torch.nn.Linear(rec.feature_size, len(rec.charset) + 1).to(device)
     trainable = [p for p in net.parameters() if p.requires_grad] + (list(aux.parameters()) if aux is not None else [])
+    objective = StepObjective(rec, teacher, aux, cfg.distill_weight, cfg.aux_weight)
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
     run_id = store.start_run(
         kind="train-recognizer", sr_model=name, provider=_dist_of(entry.plugin, catalog),
@@ -448,22 +418,7 @@ def train_recognizer(
                     images = augment_batch(images, gen)
                 labels = list(batch["label"])
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    if aux is not None:
-                        logits, features = rec.logits_and_features(images)
-                        aux_logits = aux(features)
-                    elif teacher is not None:
-                        logits, aux_logits = _ctc_logits(rec, images), None
-                    if aux is None and teacher is None:
-                        loss = recognizer_loss(rec, images, labels)
-                    else:
-                        soft = teacher.targets(images, logits.shape[0]) if teacher is not None else None
-                        loss = ctc_loss_from_logits(logits, labels, rec.charset)
-                        if soft is not None:
-                            loss = loss + cfg.distill_weight * distillation_loss(logits, soft)
-                        if aux_logits is not None:
-                            aux_loss = distillation_loss(aux_logits, soft) if soft is not None else \
-                                ctc_loss_from_logits(aux_logits, labels, rec.charset)
-                            loss = loss + cfg.aux_weight * aux_loss
+                    loss = objective(images, labels)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss.item()} at step {step}")
                 opt.zero_grad(set_to_none=True)
