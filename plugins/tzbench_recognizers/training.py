@@ -38,6 +38,8 @@ from tzbench.data import collate
 from tzbench.metrics import word_accuracy
 from tzbench_recognizers.augment import augment_batch, bicubic_up
 from tzbench_recognizers.common import DeeplySupervised, as_ctc_student
+from tzbench_recognizers.bn import recalibrate_bn
+from tzbench_recognizers.init import kaiming_init
 from tzbench_recognizers.objective import StepObjective, is_trainable, recognizer_loss
 from tzbench_recognizers.ctc import FrameTeacher, ctc_loss_from_logits, ctc_targets, distillation_loss
 
@@ -171,52 +173,6 @@ class RecognizerTrainOutcome:
     seconds: float
     status: str
     test: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def kaiming_init(net: torch.nn.Module) -> None:
-    """Re-initialise for a fast start: convolutions Kaiming-normal (fan-out, ReLU), linear
-    layers Xavier-uniform, biases zero (LSTMs and norms keep their constructor values).
-
-    Measured on CRNN: with torch's default linear init the two stacked BiLSTM+Linear blocks
-    sit on a plateau (all-blank output) for well over 100 steps even on fixed features;
-    Xavier-initialised linear layers leave it after a few dozen.
-    """
-    for m in net.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
-        elif isinstance(m, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                torch.nn.init.zeros_(m.bias)
-
-
-@torch.no_grad()
-def recalibrate_bn(rec: Any, batches: list[tuple[Tensor, list[str]]]) -> None:
-    """Recompute every BatchNorm's running statistics for the current weights ("precise BN").
-
-    Early in training the weights move faster than BN's exponential running averages follow
-    (momentum 0.1), so eval mode normalises with stale statistics and a network that reads
-    well in train mode outputs nothing in eval mode. The statistics are reset and averaged
-    exactly over ``batches`` (images in ``[0, 1]``, labels) run through the training forward.
-    """
-    bns = [m for m in rec.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or not batches:
-        return
-    was_training = rec.net.training
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    rec.net.train()
-    try:
-        for images, labels in batches:
-            recognizer_loss(rec, images, labels)
-    finally:
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
-        rec.net.train(was_training)
 
 
 # --------------------------------------------------------------------------- evaluation
