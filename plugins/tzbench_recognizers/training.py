@@ -40,6 +40,7 @@ from tzbench_recognizers.augment import augment_batch, bicubic_up
 from tzbench_recognizers.common import DeeplySupervised, as_ctc_student
 from tzbench_recognizers.bn import recalibrate_bn
 from tzbench_recognizers.init import kaiming_init
+from tzbench_recognizers.schedule import schedule_factor, shuffled_batches
 from tzbench_recognizers.objective import StepObjective, is_trainable, recognizer_loss
 from tzbench_recognizers.ctc import FrameTeacher, ctc_loss_from_logits, ctc_targets, distillation_loss
 
@@ -204,32 +205,6 @@ def read_accuracy(
     return AccuracyReport(correct, n, examples)
 
 
-# --------------------------------------------------------------------------- schedule
-
-
-def schedule_factor(progress: float, warmup: float, kind: str) -> float:
-    """LR multiplier at ``progress`` in ``[0, 1]``: linear warm-up, then cosine to 0 (or constant)."""
-    progress = min(max(progress, 0.0), 1.0)
-    if warmup > 0 and progress < warmup:
-        return max(progress / warmup, 1e-3)
-    if kind == "constant":
-        return 1.0
-    rest = (progress - warmup) / max(1e-12, 1.0 - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * rest))
-
-
-def _shuffled_batches(n: int, batch_size: int, seed: int):
-    if n < batch_size:
-        raise ValueError(f"the training data has {n} samples, fewer than batch size {batch_size}")
-    epoch = 0
-    while True:
-        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
-        for i in range(n // batch_size):
-            yield order[i * batch_size : (i + 1) * batch_size].tolist()
-        epoch += 1
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -335,7 +310,7 @@ def train_recognizer(
         cb = collate([train_ds[i] for i in idx])
         calib.append((cb["hr"][:, :3].to(device), list(cb["label"])))
     gen = torch.Generator().manual_seed(cfg.seed)
-    batches = _shuffled_batches(len(train_ds), cfg.batch_size, cfg.seed)
+    batches = shuffled_batches(len(train_ds), cfg.batch_size, cfg.seed)
     budget = cfg.max_minutes * 60 if cfg.max_minutes else None
     interrupted = {"flag": False}
     prev_handler: Any = None
