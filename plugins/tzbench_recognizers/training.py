@@ -22,7 +22,6 @@ judges accept them through their ``weights=`` param (see :func:`read_recognizer_
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -32,15 +31,15 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from tzbench.data import collate
-from tzbench.metrics import word_accuracy
 from tzbench_recognizers.augment import augment_batch, bicubic_up
 from tzbench_recognizers.common import DeeplySupervised, as_ctc_student
 from tzbench_recognizers.bn import recalibrate_bn
 from tzbench_recognizers.init import kaiming_init
 from tzbench_recognizers.schedule import schedule_factor, shuffled_batches
+from tzbench_recognizers.evaluation import AccuracyReport, read_accuracy, scores_line, score_test_sets
 from tzbench_recognizers.objective import StepObjective, is_trainable, recognizer_loss
 from tzbench_recognizers.ctc import FrameTeacher, ctc_loss_from_logits, ctc_targets, distillation_loss
 
@@ -148,20 +147,6 @@ class RecognizerTrainConfig(BaseModel):
 
 
 @dataclass
-class AccuracyReport:
-    """Word accuracy of one judge on one set: ``correct / n`` plus a few examples."""
-
-    correct: int
-    n: int
-    examples: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def accuracy(self) -> float:
-        """``correct / n`` (``nan`` for an empty set)."""
-        return self.correct / self.n if self.n else math.nan
-
-
-@dataclass
 class RecognizerTrainOutcome:
     """Where a recognizer training run left its results."""
 
@@ -174,35 +159,6 @@ class RecognizerTrainOutcome:
     seconds: float
     status: str
     test: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def read_accuracy(
-    rec: Any,
-    dataset: Dataset,
-    batch_size: int = 128,
-    source: Literal["hr", "lr_bicubic"] = "hr",
-    keep_examples: int = 0,
-) -> AccuracyReport:
-    """Word accuracy of judge ``rec`` reading ``dataset`` (TextZoom's test rule).
-
-    ``source="hr"`` feeds the HR images; ``"lr_bicubic"`` the LR images upsampled bicubically
-    to the HR size (the "no super-resolution" baseline of TextZoom).
-    """
-    correct = n = 0
-    examples: list[tuple[str, str]] = []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        images = batch["hr"][:, :3] if source == "hr" else bicubic_up(batch["lr"][:, :3], tuple(batch["hr"].shape[-2:]))
-        preds = rec.recognize(images)
-        ok = word_accuracy(preds, batch["label"])
-        correct += sum(ok)
-        n += len(ok)
-        if len(examples) < keep_examples:
-            examples.extend(list(zip(preds, batch["label"]))[: keep_examples - len(examples)])
-    return AccuracyReport(correct, n, examples)
 
 
 # --------------------------------------------------------------------------- the run
@@ -394,7 +350,8 @@ def train_recognizer(
         load_recognizer_checkpoint(rec, best_file)
         rows = []
         for dname, provider in providers.items():
-            test[dname] = res = _test_scores(rec, provider, cfg, say, dname)
+            test[dname] = res = score_test_sets(rec, provider, cfg.test_subsets, cfg.eval_batch_size, cfg.test_max_samples)
+            say(scores_line(dname, res))
             for key, (value, n) in res.items():
                 source, _, subset = key.partition(":")
                 metric = "accuracy_hr" if source == "hr" else "accuracy_lr_bicubic"
@@ -431,22 +388,3 @@ def _validate(rec, val_ds, cfg, step, loss_avg, best_val, run_id, store, best_pa
     say(line)
     return best_val
 
-
-def _test_scores(rec, provider, cfg, say, dname) -> dict[str, tuple[float, int]]:  # noqa: ANN001
-    """``{"hr:<subset>"|"lr:<subset>": (accuracy, n)}`` plus the pooled ``:all`` of each source."""
-    out: dict[str, tuple[float, int]] = {}
-    pooled = {"hr": [0, 0], "lr": [0, 0]}
-    for subset in [s for s in cfg.test_subsets if s in provider.subsets("test")]:
-        ds: Dataset = provider.load("test", subset)
-        if cfg.test_max_samples is not None and len(ds) > cfg.test_max_samples:
-            ds = Subset(ds, range(cfg.test_max_samples))
-        for source, kind in (("hr", "hr"), ("lr", "lr_bicubic")):
-            rep = read_accuracy(rec, ds, cfg.eval_batch_size, kind)
-            out[f"{source}:{subset}"] = (rep.accuracy, rep.n)
-            pooled[source][0] += rep.correct
-            pooled[source][1] += rep.n
-    for source, (c, n) in pooled.items():
-        if n:
-            out[f"{source}:all"] = (c / n, n)
-    say(f"test {dname}: " + ", ".join(f"{k}={v:.4f} (n={n})" for k, (v, n) in out.items()))
-    return out
