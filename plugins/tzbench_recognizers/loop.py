@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,9 @@ from tzbench_recognizers.run_record import RecognizerRunRecord
 from tzbench_recognizers.schedule import schedule_factor, shuffled_batches
 from tzbench_recognizers.train_config import RecognizerTrainConfig
 
+if TYPE_CHECKING:
+    from tzbench.runner.records import TrainRecords
+
 __all__ = ["LoopState", "TrainingLoop", "calibration_batches"]
 
 
@@ -36,7 +39,7 @@ def calibration_batches(train_ds: Dataset, cfg: RecognizerTrainConfig,
     """``cfg.bn_batches`` fixed random training batches (HR, on ``device``) for precise BN."""
     calib: list[tuple[Tensor, list[str]]] = []
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    n = len(train_ds)  # type: ignore[arg-type]
+    n = len(train_ds)
     for _ in range(cfg.bn_batches):
         idx = torch.randint(0, n, (min(cfg.batch_size, n),), generator=gen).tolist()
         cb = collate([train_ds[i] for i in idx])
@@ -71,7 +74,7 @@ class TrainingLoop:
     device: torch.device
     record: RecognizerRunRecord
     checkpoints: JudgeCheckpointWriter
-    records: Any  # tzbench.runner.records.TrainRecords
+    records: TrainRecords
     say: Callable[[str], None]
     state: LoopState = field(default_factory=LoopState)
     t0: float = 0.0
@@ -110,7 +113,7 @@ class TrainingLoop:
     def _steps(self, interrupted: dict[str, bool]) -> None:
         cfg, st = self.cfg, self.state
         gen = torch.Generator().manual_seed(cfg.seed)
-        batches = shuffled_batches(len(self.train_ds), cfg.batch_size, cfg.seed)  # type: ignore[arg-type]
+        batches = shuffled_batches(len(self.train_ds), cfg.batch_size, cfg.seed)
         budget = cfg.max_minutes * 60 if cfg.max_minutes else None
         while st.step < cfg.steps:
             elapsed = time.perf_counter() - self.t0
@@ -163,7 +166,7 @@ class TrainingLoop:
         """Precise BN, then validation accuracy: recorded, and the checkpoint ``best`` when it improves."""
         cfg, st = self.cfg, self.state
         recalibrate_bn(self.rec, self.calib)
-        rep = read_accuracy(self.rec, self.val_ds, cfg.eval_batch_size, "hr", keep_examples=4)  # type: ignore[arg-type]
+        rep = read_accuracy(self.rec, self.val_ds, cfg.eval_batch_size, "hr", keep_examples=4)
         self.record.validation(st.step, rep.accuracy, rep.n, st.loss_avg, cfg.batch_size)
         improved = st.best_val is None or rep.accuracy > st.best_val
         if improved:

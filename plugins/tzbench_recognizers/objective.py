@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from tzbench_recognizers.common import DeeplySupervised, TrainableRecognizer, as_ctc_student
+from tzbench_recognizers.common import CTCStudent, DeeplySupervised, TrainableRecognizer, as_ctc_student
 from tzbench_recognizers.ctc import FrameTeacher, ctc_loss_from_logits, distillation_loss
 
 __all__ = ["is_trainable", "recognizer_loss", "StepObjective"]
@@ -50,6 +50,8 @@ class StepObjective:
         if aux is not None and not isinstance(rec, DeeplySupervised):
             raise ValueError(f"deep supervision needs logits_and_features; {type(rec).__name__} has none")
         self.rec, self.teacher, self.aux = rec, teacher, aux
+        # the classes of the CTC terms (only read when there is a teacher or an aux head)
+        self.charset = rec.charset if isinstance(rec, (CTCStudent, DeeplySupervised)) else ""
         self.distill_weight, self.aux_weight = distill_weight, aux_weight
 
     def _logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -66,7 +68,7 @@ class StepObjective:
         if self.aux is None and self.teacher is None:
             return recognizer_loss(self.rec, images, labels)
         logits, aux_logits = self._logits(images)
-        charset = self.rec.charset  # type: ignore[attr-defined]  # a CTC student's, checked at construction
+        charset = self.charset
         soft = self.teacher.targets(images, logits.shape[0]) if self.teacher is not None else None
         loss = ctc_loss_from_logits(logits, labels, charset)
         if soft is not None:

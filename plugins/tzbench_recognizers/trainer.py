@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from tzbench_recognizers.checkpoints import JudgeCheckpointWriter
+from tzbench_recognizers.checkpoints import JudgeCheckpointWriter, load_recognizer_checkpoint
 from tzbench_recognizers.common import DeeplySupervised, TrainableRecognizer, as_ctc_student
 from tzbench_recognizers.ctc import FrameTeacher
 from tzbench_recognizers.evaluation import score_test_sets, scores_line
@@ -85,18 +85,20 @@ def _load_data(cfg: RecognizerTrainConfig, catalog: Catalog) -> _Data:
     if not val_parts:
         raise RunError(f"the val splits of {cfg.data} are empty: model selection needs validation samples")
     val_ds: Dataset = ConcatDataset(val_parts)
-    if len(val_ds) > cfg.val_max_samples:  # type: ignore[arg-type]
-        val_ds = Subset(val_ds, torch.linspace(0, len(val_ds) - 1, cfg.val_max_samples).long().tolist())  # type: ignore[arg-type]
+    if len(val_ds) > cfg.val_max_samples:
+        val_ds = Subset(val_ds, torch.linspace(0, len(val_ds) - 1, cfg.val_max_samples).long().tolist())
     return _Data(providers, train_ds, val_ds)
 
 
-def _objective(cfg: RecognizerTrainConfig, judge: _Judge, device: torch.device) -> tuple[StepObjective, list[nn.Parameter]]:
+def _objective(cfg: RecognizerTrainConfig, judge: _Judge,
+               device: torch.device) -> tuple[StepObjective, list[nn.Parameter]]:
     """The step loss and the parameters it trains (the judge's, and the deep-supervision head's)."""
     rec = judge.rec
     aux: nn.Module | None = None
     if cfg.aux_weight > 0 and isinstance(rec, DeeplySupervised):
         aux = nn.Linear(rec.feature_size, len(rec.charset) + 1).to(device)
-    trainable = [p for p in rec.net.parameters() if p.requires_grad] + (list(aux.parameters()) if aux is not None else [])
+    trainable = [p for p in rec.net.parameters() if p.requires_grad]
+    trainable += list(aux.parameters()) if aux is not None else []
     return StepObjective(rec, judge.teacher, aux, cfg.distill_weight, cfg.aux_weight), trainable
 
 
@@ -112,11 +114,10 @@ def _finish(loop: TrainingLoop, data: _Data) -> dict[str, dict[str, tuple[float,
     test: dict[str, dict[str, tuple[float, int]]] = {}
     if best_file.exists() and st.status != "failed":
         from tzbench.weights import sha256_file
-        from tzbench_recognizers.checkpoints import load_recognizer_checkpoint
 
         load_recognizer_checkpoint(rec, best_file)
         for dname, provider in data.providers.items():
-            test[dname] = score_test_sets(rec, provider, cfg.test_subsets, cfg.eval_batch_size,  # type: ignore[arg-type]
+            test[dname] = score_test_sets(rec, provider, cfg.test_subsets, cfg.eval_batch_size,
                                           cfg.test_max_samples)
             loop.say(scores_line(dname, test[dname]))
         record.test(test, sha256_file(best_file))
@@ -125,7 +126,8 @@ def _finish(loop: TrainingLoop, data: _Data) -> dict[str, dict[str, tuple[float,
     return test
 
 
-def _outcome(loop: TrainingLoop, st: LoopState, test: dict[str, dict[str, tuple[float, int]]]) -> RecognizerTrainOutcome:
+def _outcome(loop: TrainingLoop, st: LoopState,
+             test: dict[str, dict[str, tuple[float, int]]]) -> RecognizerTrainOutcome:
     best = loop.checkpoints.path("best")
     flat = {d: {k: v for k, (v, _) in r.items()} for d, r in test.items()}
     return RecognizerTrainOutcome(loop.record.run_id, loop.checkpoints.run_dir, best if best.exists() else None,

@@ -20,12 +20,14 @@ from tzbench.db.store import Store
 from tzbench.weights import WeightsError
 from tzbench_recognizers.checkpoints import is_safetensors_file, read_recognizer_weights
 from tzbench_recognizers.common import LOWER_ALNUM, ctc_greedy_decode
+from tzbench_recognizers.objective import StepObjective
 from tzbench_recognizers.training import (
     FrameTeacher,
     JudgeRef,
     RecognizerTrainConfig,
     augment_batch,
     bicubic_up,
+    ctc_loss_from_logits,
     ctc_targets,
     distillation_loss,
     is_trainable,
@@ -163,6 +165,35 @@ def test_ppocr_frames_fold_onto_the_crnn_alphabet() -> None:
 def test_untrainable_judge_is_refused() -> None:
     with pytest.raises(TypeError, match="not trainable"):
         recognizer_loss(object(), _images(), LABELS)
+
+
+def test_training_asks_judges_through_their_protocols() -> None:
+    from tzbench_recognizers.common import DeeplySupervised, FramePosteriorTeacher, as_ctc_student
+
+    crnn, tokens, ctc = _judge("crnn"), _judge("vitstr", depth=2), _judge("vitstr", depth=2, head="ctc")
+    assert as_ctc_student(crnn) is crnn and as_ctc_student(ctc) is ctc and as_ctc_student(tokens) is None
+    assert isinstance(crnn, DeeplySupervised) and not isinstance(ctc, DeeplySupervised)
+    assert isinstance(tzbench.create_recognizer("ppocr"), FramePosteriorTeacher) and not isinstance(crnn, FramePosteriorTeacher)
+
+
+def test_step_objective_adds_deep_supervision_to_the_ctc_loss() -> None:
+    rec, images = _judge("crnn"), _images()
+    rec.net.train()
+    assert torch.equal(StepObjective(rec)(images, LABELS), rec.training_loss(images, LABELS))
+    aux = torch.nn.Linear(rec.feature_size, len(LOWER_ALNUM) + 1)
+    logits, features = rec.logits_and_features(images)
+    expected = ctc_loss_from_logits(logits, LABELS, LOWER_ALNUM) + 0.5 * ctc_loss_from_logits(aux(features), LABELS,
+                                                                                             LOWER_ALNUM)
+    got = StepObjective(rec, aux=aux, aux_weight=0.5)(images, LABELS)
+    assert torch.allclose(got, expected) and not torch.allclose(got, rec.training_loss(images, LABELS))
+
+
+def test_step_objective_refuses_what_the_judge_lacks() -> None:
+    tokens = _judge("vitstr", depth=2)
+    with pytest.raises(ValueError, match="CTC student"):
+        StepObjective(tokens, teacher=FrameTeacher(object(), LOWER_ALNUM))
+    with pytest.raises(ValueError, match="logits_and_features"):
+        StepObjective(tokens, aux=torch.nn.Linear(4, 37))
 
 
 def test_config_rejects_unknown_fields_and_empty_data() -> None:
