@@ -260,7 +260,7 @@ def _stop_at_second_step(monkeypatch: pytest.MonkeyPatch, exc: BaseException | N
     """The step loss: the real one once, then ``exc`` raised (or a NaN loss when ``exc`` is None)."""
     real, calls = StepObjective.__call__, []
 
-    def patched(self, images, labels):  # noqa: ANN001, ANN202
+    def patched(self: StepObjective, images: torch.Tensor, labels: list[str]) -> torch.Tensor:
         calls.append(1)
         if len(calls) == 1:
             return real(self, images, labels)
