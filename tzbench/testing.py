@@ -252,18 +252,20 @@ def check_dataset(spec: DatasetSpec | str, catalog: Catalog | None = None, *,
       (which the runner sets from the model's channels) is true, the 4th channel in {0, 255};
     * two providers built from the same params give the same first training item (resume).
 
-    ``params``: the provider's params (pass small sizes); ``mask`` is checked both ways when the
-    params model has it. ``max_items``: items looked at per split/subset.
+    ``params``: the provider's params (pass small sizes); ``mask``, when the params model has it,
+    is checked both ways whatever ``params`` says. ``max_items``: items looked at per split/subset.
     """
     spec = _spec("datasets", DatasetSpec, spec, catalog)
     what = f"dataset {spec.name!r}"
-    masks = (False, True) if "mask" in spec.params.model_fields else (False,)
+    has_mask = "mask" in spec.params.model_fields
+    base = {k: v for k, v in dict(params or {}).items() if k != "mask"}  # both values are checked
     first: Any = None
-    for mask in masks:
-        provider, _ = _build(spec, {**dict(params or {}), "mask": mask} if mask else params, what)
+    for mask in (False, True) if has_mask else (False,):
+        provider, _ = _build(spec, {**base, "mask": mask} if has_mask else base, what)
         _check_provider(f"{what} (mask=True)" if mask else what, spec, provider, 4 if mask else 3, max_items)
         first = provider if first is None else first
-    a, b = first.load("train", None)[0], _build(spec, params, what)[0].load("train", None)[0]
+    again = _build(spec, {**base, "mask": False} if has_mask else base, what)[0]
+    a, b = first.load("train", None)[0], again.load("train", None)[0]
     assert a["label"] == b["label"] and _equal(a["hr"], b["hr"]) and _equal(a["lr"], b["lr"]), (
         f"{what}: two providers with the same params give different first training items (not deterministic)")
 
