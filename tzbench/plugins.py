@@ -91,6 +91,10 @@ def get_plugin_manager(
                 continue
             loaded.infos.append(info)
     for i, plugin in enumerate(extra_plugins):
+        if pm.is_registered(plugin):
+            # Already loaded through its entry point (the plugin is installed): once is enough,
+            # and pluggy would refuse the second name.
+            continue
         name = getattr(plugin, "__name__", None) or f"in-process-{i}"
         pm.register(plugin, name=name)
         loaded.infos.append(PluginInfo(name=name, module=name, dist="(in-process)", version="-"))

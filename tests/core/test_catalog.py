@@ -96,3 +96,12 @@ def test_disable_plugin_by_argument_and_env(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_plugin_manager_is_a_factory() -> None:
     assert get_plugin_manager() is not get_plugin_manager()
+
+
+def test_an_installed_plugin_passed_again_in_process_is_loaded_once() -> None:
+    """docs/plugins.md builds a catalog with extra_plugins=[plugin]; once installed, that must still work."""
+    import tzbench_baselines.plugin
+
+    catalog = Catalog(get_plugin_manager(extra_plugins=[tzbench_baselines.plugin]))
+    assert catalog.entry("sr-models", "srcnn").plugin == "baselines"
+    assert [p.name for p in plugin_infos(catalog.pm)].count("baselines") == 1

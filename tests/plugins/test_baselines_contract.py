@@ -1,8 +1,8 @@
-"""The SR-model runtime contract, checked on every baseline built through its spec (timm-style).
+"""The baselines' registration and their model-specific behaviour.
 
-Each model is created the way the core creates it, ``resolve_target(spec.target)(**params)``;
-it must map (2, C, 16, 64) to finite (2, C, 32, 128), backpropagate into every parameter it
-uses and be deterministic in eval mode.
+The generic SR-model contract (shapes, gradients, determinism) runs on every installed model,
+the baselines included, through ``tzbench.testing.check_sr_model`` in
+tests/core/test_sr_model_contract.py.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from tzbench.specs import SRModelSpec, resolve_target
+from tzbench.testing import check_sr_model
 from tzbench_baselines.plugin import BASELINE_SPECS, register_sr_models
 
 SPECS = {spec.name: spec for spec in BASELINE_SPECS}
@@ -25,16 +26,10 @@ DEFAULT_LOSSES = {
     "rdn": "l1",
     "lapsrn": "charbonnier",
 }
-# Parameters that scale 2 never uses: LapSRN's x4 pyramid level, kept for strict loading.
-UNUSED_AT_X2 = {"lapsrn": ("convt_I2.", "convt_R2.", "convt_F2.")}
 
 
 def _create(spec: SRModelSpec, **user: object) -> nn.Module:
     return resolve_target(spec.target)(**spec.params(**user).model_dump())
-
-
-def _channels(spec: SRModelSpec, model: nn.Module) -> int:
-    return spec.in_channels if spec.in_channels is not None else model.in_channels
 
 
 def test_plugin_registers_the_eight_baselines() -> None:
@@ -54,63 +49,11 @@ def test_params_reject_unknown_fields() -> None:
         SPECS["srcnn"].params(STN=True)  # the official spelling is not a tzbench param
 
 
-# Backward through the full 23-RRDB / 32-block models takes from seconds to over a minute on a
-# loaded 2-core machine. The default run checks their backward on the same blocks at reduced
-# depth (the code path is identical); the full-depth backward is a slow test.
-HEAVY_REDUCED = {"rrdb": {"num_blocks": 2}, "edsr": {"num_blocks": 2}}
-
-
-def _check_backward(name: str, model: nn.Module, out: torch.Tensor) -> None:
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    out.square().mean().backward()
-    skip = UNUSED_AT_X2.get(name, ())
-    for n, p in params:
-        if n.startswith(skip):
-            assert p.grad is None, n
-        else:
-            assert p.grad is not None and torch.isfinite(p.grad).all(), n
-    assert any(p.grad.abs().sum() > 0 for n, p in params if p.grad is not None)
-
-
-@pytest.mark.parametrize("name", list(DEFAULT_LOSSES))
-def test_sr_model_contract(name: str) -> None:
-    torch.manual_seed(0)
-    spec = SPECS[name]
-    model = _create(spec)
-    c = _channels(spec, model)
-    x = torch.rand(2, c, 16, 64)
-
-    model.train()
-    with torch.set_grad_enabled(name not in HEAVY_REDUCED):
-        out = model(x)
-    assert out.shape == (2, c, 32, 128)
-    assert out.dtype == torch.float32 and torch.isfinite(out).all()
-    if not spec.trainable:
-        assert [p for p in model.parameters() if p.requires_grad] == []
-    elif name not in HEAVY_REDUCED:
-        _check_backward(name, model, out)
-
-    model.eval()
-    with torch.no_grad():
-        first, second = model(x), model(x)
-    assert torch.equal(first, second)
-
-
-@pytest.mark.parametrize("name", list(HEAVY_REDUCED))
-def test_heavy_model_backward_reduced_depth(name: str) -> None:
-    torch.manual_seed(0)
-    model = _create(SPECS[name], **HEAVY_REDUCED[name]).train()
-    out = model(torch.rand(2, 3, 16, 64))
-    assert out.shape == (2, 3, 32, 128)
-    _check_backward(name, model, out)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(HEAVY_REDUCED))
+@pytest.mark.parametrize("name", ["rrdb", "edsr"])
 def test_heavy_model_backward_full_depth(name: str) -> None:
-    torch.manual_seed(0)
-    model = _create(SPECS[name]).train()
-    _check_backward(name, model, model(torch.rand(2, 3, 16, 64)))
+    """The default run checks these at reduced depth (tests/core/test_sr_model_contract.py)."""
+    check_sr_model(SPECS[name])
 
 
 def test_bicubic_handles_mask_channel_and_clamps() -> None:

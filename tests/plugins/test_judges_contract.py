@@ -1,8 +1,9 @@
 """The judge contract, for every registered recognizer.
 
-Every judge returns one string per image for a batch, returns the same strings when asked
-twice, and, where it has real weights (ppocr, ppocrv2 and crnn_tz always do; tesseract when installed), reads
-clean rendered words. The TextZoom judges and vitstr have no weights here, so for them the
+Every judge passes ``tzbench.testing.check_recognizer`` (one string per image, within its
+charset, deterministic, a batch read like its parts, the mask channel ignored) and, where it
+has real weights (ppocr, ppocrv2 and crnn_tz always do; tesseract when installed), reads clean
+rendered words. The TextZoom judges and vitstr have no weights here, so for them the
 test checks strings and determinism only (their accuracy is shown by a training run; see
 docs/judges.md).
 
@@ -19,6 +20,7 @@ import torch
 
 import tzbench
 from tzbench.metrics import word_accuracy
+from tzbench.testing import check_recognizer
 from tzbench_recognizers.samples import CLEAN_WORDS, render_clean_words
 
 WORDS = list(CLEAN_WORDS)
@@ -42,33 +44,23 @@ def test_every_builtin_judge_is_listed() -> None:
     assert {"ppocr", "ppocrv2", "crnn", "crnn_tz", "moran", "aster", "vitstr", "tesseract"} <= set(NAMES)
 
 
-def _create(name: str):
+def _params(name: str) -> dict:
     if name == "tesseract" and shutil.which("tesseract") is None:
         pytest.skip("tesseract binary not found: `apt-get install tesseract-ocr` to run the tesseract judge test")
     params = dict(PARAMS.get(name, {}))
     if "device" in tzbench.get_catalog().spec("recognizers", name).params.model_fields:
         params["device"] = "cpu"
-    return tzbench.create_recognizer(name, **params)
+    return params
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_judge_contract(name: str, words: tuple[torch.Tensor, list[str]]) -> None:
+    """tzbench.testing.check_recognizer on clean words, then the accuracy floor where there are weights."""
     images, labels = words
     n = SMALL_BATCH.get(name, len(labels))
-    images, labels = images[:n], labels[:n]
-    judge = _create(name)
-
-    first = judge.recognize(images)
-    assert isinstance(first, list) and len(first) == n
-    assert all(isinstance(s, str) for s in first)
-    assert judge.recognize(images) == first, f"{name} is not deterministic"
-    # a batch is read like its parts: the first image alone gives the same string
-    assert judge.recognize(images[:1]) == first[:1]
-    # the mask channel (4th) is ignored, as the SR contract allows C = 4
-    assert judge.recognize(torch.cat([images[:2], torch.ones_like(images[:2, :1])], 1)) == first[:2]
-
+    first = check_recognizer(name, params=_params(name), images=images[:n])
     if name in FLOORS:
-        acc = sum(word_accuracy(first, labels)) / n
+        acc = sum(word_accuracy(first, labels[:n])) / n
         assert acc >= FLOORS[name], f"{name} read only {acc:.2%} of clean words: {list(zip(first, labels))}"
 
 

@@ -93,7 +93,7 @@ def test_tsrn_loss_weights_combine_terms() -> None:
     assert TSRNLoss(mse_weight=0.0, gp_weight=1.0)(sr, hr).item() == pytest.approx(gp, rel=1e-6)
 
 
-# ---------------------------------------------------------------- generic contract
+# ---------------------------------------------------------------- named parts
 
 
 CASES = [
@@ -107,16 +107,12 @@ CASES = [
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "keys"), CASES, ids=[c[0].__name__ for c in CASES])
-def test_gradient_flows_and_parts(cls: type, kwargs: dict, keys: set[str]) -> None:
+def test_parts_name_the_terms(cls: type, kwargs: dict, keys: set[str]) -> None:
+    """The generic contract (scalar, gradient, finite parts) is tests/core/test_loss_contract.py's."""
     g = torch.Generator().manual_seed(0)
-    sr = torch.rand(2, 4, 8, 16, generator=g, requires_grad=True)
-    hr = torch.rand(2, 4, 8, 16, generator=g)
     crit = cls(**kwargs)
     assert crit.parts == {}
-    loss = crit(sr, hr)
-    assert loss.dim() == 0 and loss.requires_grad
-    loss.backward()
-    assert sr.grad is not None and torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+    crit(torch.rand(2, 4, 8, 16, generator=g), torch.rand(2, 4, 8, 16, generator=g))
     assert set(crit.parts) == keys
     assert all(type(v) is float and math.isfinite(v) for v in crit.parts.values())
 

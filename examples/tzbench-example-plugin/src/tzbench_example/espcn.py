@@ -4,10 +4,11 @@ from torch import Tensor, nn
 
 
 class ESPCN(nn.Module):
-    """(B, C, H, W) -> (B, C, H*scale, W*scale)."""
+    """(B, C, H, W) -> (B, C, H*scale, W*scale); C = 4 with ``mask``, else 3."""
 
-    def __init__(self, channels: int = 3, features: int = 64, scale: int = 2) -> None:
+    def __init__(self, mask: bool = False, features: int = 64, scale: int = 2) -> None:
         super().__init__()
+        channels = 4 if mask else 3
         self.body = nn.Sequential(
             nn.Conv2d(channels, features, 5, padding=2), nn.Tanh(),
             nn.Conv2d(features, features // 2, 3, padding=1), nn.Tanh(),
