@@ -47,6 +47,13 @@ def _pretrained_checkpoint(catalog: Catalog, model: str, pretrained: bool, check
     return pretrained_path(pick_pretrained(catalog, model))
 
 
+def default_benchmark() -> str:
+    """registry.yaml's ``default_benchmark``: what ``--benchmark`` means when it is not given."""
+    from tzbench.registry import load_registry
+
+    return load_registry().default_benchmark
+
+
 def _catalog(ctx: typer.Context) -> Catalog:
     return ctx.obj["catalog_factory"]()
 

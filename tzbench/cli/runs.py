@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tzbench.cli._common import DbOpt, OutFormat, _emit, _show_run, _store, console, out
+from tzbench.cli._common import DbOpt, OutFormat, _emit, _show_run, _store, console, default_benchmark, out
 
 __all__ = ["leaderboard", "register", "runs_delete", "runs_list", "runs_show"]
 
@@ -45,7 +45,8 @@ def leaderboard(
     recognizer: Annotated[Optional[str], typer.Option(
         help="judge whose accuracy ranks the models (default: registry.yaml selection_judge)")] = None,
     metric: Annotated[Metric, typer.Option(help="ranking metric")] = Metric.accuracy,
-    benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
+    benchmark: Annotated[Optional[str], typer.Option(
+        help="benchmark name (default: registry.yaml default_benchmark)")] = None,
     protocol: Annotated[str, typer.Option(help="clean or legacy (never mixed)")] = "clean",
     view: Annotated[Board, typer.Option(
         help="judges: one accuracy column per judge on --subset; subsets: --recognizer's accuracy per subset")
@@ -56,6 +57,7 @@ def leaderboard(
 ) -> None:
     """Best comparable eval run per model; every column comes from that same run."""
     store = _store(db)
+    benchmark = benchmark or default_benchmark()
     if recognizer is None:
         from tzbench.registry import load_registry
 
