@@ -118,7 +118,7 @@ def _show_run(store: Store, run_id: int, full: bool = False) -> None:
             out.print(f"  {k}: {getattr(run, k)}")
         out.print_json(json.dumps(run.config, default=str))
     table = Table(title=f"run {run.id} results")
-    for c in ("subset", "recognizer", "metric", "value", "n"):
+    for c in ("subset", "judge", "metric", "value", "n"):  # the results.recognizer column: a judge's name
         table.add_column(c)
     for r in store.results(run_id):
         table.add_row(r.subset, r.recognizer, r.metric, f"{r.value:.4f}", str(r.n_samples))

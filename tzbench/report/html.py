@@ -251,7 +251,7 @@ def _run_page(run: Run, parent: Run | None) -> str:
     steps = len({r.step for r in run.results if r.step != FINAL_STEP})
     config = yaml.safe_dump(run.config or {}, sort_keys=False, allow_unicode=True)
     body = [f"<h1>{escape(title)}</h1>", "<h2>Provenance</h2>", f'<dl class="kv">{kv}</dl>', "<h2>Final results</h2>",
-            _table(["subset", "recognizer", "metric", "value", "n"], rows, "results") if rows else "<p>None.</p>"]
+            _table(["subset", "judge", "metric", "value", "n"], rows, "results") if rows else "<p>None.</p>"]
     if steps:
         body.append(f'<p class="meta">{steps} validation steps recorded during training (tzbench runs show '
                     f"{run.id}).</p>")
