@@ -229,3 +229,30 @@ def test_accumulator_matches_whole_set() -> None:
 def test_accumulator_empty_and_without_legacy() -> None:
     s = MetricAccumulator(keep_legacy=False).summary()
     assert s.n_images == 0 and math.isnan(s.psnr) and s.psnr_legacy is None and s.accuracy == {}
+
+
+def test_accumulator_totals_summed_over_processes_give_the_whole_sets_summary() -> None:
+    """Validation all-reduces MetricAccumulator.totals: two shares' summed totals must summarise
+    exactly as one accumulator fed both shares (legacy: the per-batch values of both)."""
+    g = torch.Generator().manual_seed(3)
+    hr = torch.rand(10, 3, 32, 128, generator=g)
+    sr = (0.6 * hr + 0.4 * torch.rand(10, 3, 32, 128, generator=g)) * 1.2
+    preds, labels = ["ab", "x", "c", "d!", "e", "f", "gg", "h", "i", "j"], ["AB", "y", "c", "D", "e", "q", "gg", "h", "z", "j"]
+    whole, shares = MetricAccumulator(rule="val"), [MetricAccumulator(rule="val"), MetricAccumulator(rule="val")]
+    for k, (a, b) in enumerate([(0, 3), (3, 6), (6, 8), (8, 10)]):
+        for acc in (whole, shares[k % 2]):
+            acc.update_images(sr[a:b], hr[a:b])
+            acc.update_text(preds[a:b], labels[a:b], "crnn")
+    summed = [x + y for x, y in zip(shares[0].totals(["crnn", "aster"]), shares[1].totals(["crnn", "aster"]), strict=True)]
+    got = MetricAccumulator.summary_of_totals(summed, ["crnn", "aster"])
+    want = whole.summary()
+    assert got.n_images == want.n_images == 10
+    assert got.psnr == pytest.approx(want.psnr, rel=1e-15) and got.ssim == pytest.approx(want.ssim, rel=1e-15)
+    assert got.psnr_legacy == want.psnr_legacy and got.ssim_legacy == want.ssim_legacy  # both rounded to 6 places
+    assert got.correct["crnn"] == want.correct["crnn"] == 6 and got.n_text["crnn"] == 10
+    assert got.accuracy["crnn"] == want.accuracy["crnn"] and math.isnan(got.accuracy["aster"])  # never fed
+    alone = MetricAccumulator.summary_of_totals(whole.totals(["crnn"]), ["crnn"])
+    assert (alone.psnr, alone.ssim, alone.psnr_legacy, alone.accuracy) == (want.psnr, want.ssim, want.psnr_legacy,
+                                                                          want.accuracy)
+    empty = MetricAccumulator.summary_of_totals(MetricAccumulator(keep_legacy=False).totals(), keep_legacy=False)
+    assert empty.n_images == 0 and math.isnan(empty.psnr) and empty.psnr_legacy is None

@@ -316,6 +316,37 @@ class MetricAccumulator:
         # The official test loop: sum of the per-batch values over the batch count, 6 decimals.
         return round(sum(values) / len(values), 6) if values else math.nan
 
+    def totals(self, recognizers: Sequence[str] = ()) -> list[float]:
+        """The sums behind :meth:`summary` as one flat vector, so that processes can add theirs
+        element-wise (one all-reduce) before :meth:`summary_of_totals` summarises the whole:
+        ``[images, PSNR sum, SSIM sum, legacy PSNR sum, legacy SSIM sum, legacy batches]``, then
+        ``correct, counted`` of each of ``recognizers`` (0, 0 for one never fed)."""
+        out = [float(self.n_images), self._psnr_sum, self._ssim_sum, float(sum(self.legacy_psnr)),
+               float(sum(self.legacy_ssim)), float(len(self.legacy_psnr))]
+        for name in recognizers:
+            out += [float(self.correct.get(name, 0)), float(self.n_text.get(name, 0))]
+        return out
+
+    @staticmethod
+    def summary_of_totals(totals: Sequence[float], recognizers: Sequence[str] = (),
+                          keep_legacy: bool = True) -> MetricSummary:
+        """The :meth:`summary` of a :meth:`totals` vector (possibly summed over processes)."""
+        n_images, psnr, ssim, legacy_psnr, legacy_ssim, batches = totals[:6]
+        n = int(n_images)
+        correct = {r: int(totals[6 + 2 * i]) for i, r in enumerate(recognizers)}
+        n_text = {r: int(totals[7 + 2 * i]) for i, r in enumerate(recognizers)}
+        return MetricSummary(
+            n_images=n,
+            psnr=psnr / n if n else math.nan,
+            ssim=ssim / n if n else math.nan,
+            # The official test loop's rule, as in _legacy_mean: the per-batch values' mean, 6 decimals.
+            psnr_legacy=(round(legacy_psnr / batches, 6) if batches else math.nan) if keep_legacy else None,
+            ssim_legacy=(round(legacy_ssim / batches, 6) if batches else math.nan) if keep_legacy else None,
+            correct=correct,
+            n_text=n_text,
+            accuracy={k: (correct[k] / t if t else math.nan) for k, t in n_text.items()},
+        )
+
     def summary(self) -> MetricSummary:
         """The metrics so far (``nan`` for image metrics when no images were fed)."""
         n = self.n_images

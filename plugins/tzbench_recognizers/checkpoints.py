@@ -19,6 +19,7 @@ judge copied to the official file name still loads.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ import torch
 
 from tzbench.weights import WeightsError, is_safetensors_file, load_state_dict_file, load_strict, sha256_file
 
-__all__ = ["is_safetensors_file", "read_recognizer_weights", "read_judge_weights", "load_recognizer_checkpoint"]
+__all__ = [
+    "is_safetensors_file", "read_recognizer_weights", "read_judge_weights", "load_recognizer_checkpoint",
+    "JudgeCheckpointWriter", "CHECKPOINT_FORMAT", "CHECKPOINT_KIND",
+]
 
 
 def _embedded_meta(path: Path) -> dict[str, Any] | None:
@@ -96,3 +100,47 @@ def load_recognizer_checkpoint(rec: Any, path: str | Path) -> dict[str, Any]:
     rec.net.to(rec.device)
     rec.weights_path = Path(path)
     return meta
+
+
+#: What the JSON of a judge checkpoint written by ``train-recognizer`` says it is.
+CHECKPOINT_FORMAT = "tzbench-checkpoint-1"
+CHECKPOINT_KIND = "recognizer"
+
+
+@dataclass
+class JudgeCheckpointWriter:
+    """Writes a training run's judge checkpoints (``best``, ``last`` in ``run_dir``) with the
+    metadata a judge needs to read them back (:func:`read_recognizer_weights`).
+
+    ``params`` are the judge's params without machine-specific ones (weights, device, batch size).
+    """
+
+    run_dir: Path
+    judge: str
+    params: dict[str, Any]
+    charset: str
+    run_id: int
+    config: dict[str, Any]
+    device: torch.device
+
+    def path(self, which: str) -> Path:
+        """The weights file of checkpoint ``which`` (``"best"`` or ``"last"``)."""
+        from tzbench.runner.checkpoint import checkpoint_paths
+
+        return checkpoint_paths(self.run_dir / which)[0]
+
+    def meta(self, step: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint metadata at ``step`` (``extra``: e.g. the validation accuracy)."""
+        from tzbench.runner.context import provenance
+
+        return {
+            "format": CHECKPOINT_FORMAT, "kind": CHECKPOINT_KIND, "recognizer": self.judge, "params": self.params,
+            "charset": self.charset, "step": step, "run_id": self.run_id,
+            "data": self.config["data"], "config": self.config, **provenance(self.device), **(extra or {}),
+        }
+
+    def save(self, which: str, net: torch.nn.Module, step: int, extra: dict[str, Any] | None = None) -> None:
+        """Write ``net``'s weights as checkpoint ``which`` (atomically, replacing an older one)."""
+        from tzbench.runner.checkpoint import save_checkpoint
+
+        save_checkpoint(self.run_dir / which, net.state_dict(), self.meta(step, extra))

@@ -31,6 +31,10 @@ from tzbench.weights import load_strict
 __all__ = [
     "LOWER_ALNUM",
     "TrainableRecognizer",
+    "CTCStudent",
+    "DeeplySupervised",
+    "FramePosteriorTeacher",
+    "as_ctc_student",
     "Mode",
     "MODES",
     "Recognizer",
@@ -168,16 +172,16 @@ class TrainableRecognizer(Protocol):
     """A judge ``tzbench train-recognizer`` can train (crnn, moran, aster, vitstr, third-party).
 
     ``training_loss(images, labels)`` returns a scalar loss of images ``(B, 3, H, W)`` in
-    ``[0, 1]`` through the judge's own preprocessing, with gradients into :attr:`net`. Two
-    optional methods widen what training can do with it:
+    ``[0, 1]`` through the judge's own preprocessing, with gradients into :attr:`net`; each
+    architecture's loss is its own method, so training never asks which class a judge is.
+    Three optional protocols widen what training can do with it:
 
-    * ``ctc_logits(images) -> (T, B, 1 + len(charset))``: per-frame logits with gradients (a
-      CTC student for distillation; the ``text_prior`` SR loss reads SR outputs through it);
-      ``has_ctc_logits = False`` says a judge's configuration has none (vitstr's token head);
-    * ``frame_posteriors(images) -> (probs (B, T, C), charset, blank index)``: a teacher for
-      distillation (the ONNX judges ppocr and ppocrv2);
-    * ``logits_and_features(images) -> (logits, features (T, B, F))`` with ``feature_size``:
-      deep supervision of the CNN (crnn).
+    * :class:`CTCStudent` (``ctc_logits``): a CTC student for distillation; the
+      ``text_prior`` SR loss reads SR outputs through the same method;
+    * :class:`FramePosteriorTeacher` (``frame_posteriors``): a distillation teacher (the ONNX
+      judges ppocr and ppocrv2);
+    * :class:`DeeplySupervised` (``logits_and_features`` and ``feature_size``): deep
+      supervision of the CNN (crnn).
     """
 
     net: nn.Module
@@ -185,6 +189,48 @@ class TrainableRecognizer(Protocol):
     def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
         """The loss to minimise on a batch and its labels."""
         ...
+
+
+@runtime_checkable
+class CTCStudent(Protocol):
+    """A judge with per-frame CTC logits over ``charset`` (blank = class 0, class ``i + 1`` =
+    ``charset[i]``). A judge whose configuration has none says so with ``has_ctc_logits = False``
+    (vitstr's token head); :func:`as_ctc_student` reads both."""
+
+    charset: str
+
+    def ctc_logits(self, images: Tensor) -> Tensor:
+        """Time-major logits ``(T, B, 1 + len(charset))`` of images in ``[0, 1]``, with gradients."""
+        ...
+
+
+@runtime_checkable
+class DeeplySupervised(Protocol):
+    """A CTC judge whose CNN features can be read out directly (training's auxiliary head)."""
+
+    charset: str
+    feature_size: int
+
+    def logits_and_features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-frame logits ``(T, B, 1 + len(charset))`` and the features ``(T, B, feature_size)``
+        the recurrent layers read, both with gradients."""
+        ...
+
+
+@runtime_checkable
+class FramePosteriorTeacher(Protocol):
+    """A judge that exposes its per-frame CTC posteriors (a distillation teacher)."""
+
+    def frame_posteriors(self, images: Tensor) -> tuple[Any, Sequence[str], int]:
+        """``(probs (B, T, C) numpy array or tensor, charset of classes 1.., blank index)``."""
+        ...
+
+
+def as_ctc_student(rec: object) -> CTCStudent | None:
+    """``rec`` as a :class:`CTCStudent` when it has usable per-frame logits, else ``None``."""
+    if isinstance(rec, CTCStudent) and callable(rec.ctc_logits) and getattr(rec, "has_ctc_logits", True):
+        return rec
+    return None
 
 
 # --------------------------------------------------------------------------- base class

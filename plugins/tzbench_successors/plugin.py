@@ -4,6 +4,9 @@
   Telescope, CVPR 2021), trained with ``text_focus`` by default.
 * ``text_focus``: its loss (needs the official transformer recognizer and confusion matrix;
   without them ``text_focus=false`` gives the MSE-only variant the official code also offers).
+* ``pcan``: TSRN's skeleton with parallel horizontal/vertical BiGRU blocks, squeeze-excitation
+  fusion and a texture attention module (ACM MM 2021), trained with ``pcan_loss`` by default.
+* ``pcan_loss``: its loss, MSE + edge guidance (+ TextZoom's gradient prior on request).
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
-from tzbench_successors.params import TRANSFORMER_FILE, TBSRNParams, TextFocusLossParams
+from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
 
 _TELESCOPE = "Chen et al., Scene Text Telescope: Text-Focused Scene Image Super-Resolution, CVPR 2021"
+_PCAN = ("Zhao et al., Scene Text Image Super-Resolution via Parallelly Contextual Attention Network, "
+         "ACM MM 2021")
 
 SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
     SRModelSpec(
@@ -28,22 +33,34 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
         default_loss="text_focus",
         in_channels=None,
     ),
+    SRModelSpec(
+        name="pcan",
+        target="tzbench_successors.pcan:PCAN",
+        params=PCANParams,
+        summary=("PCAN: TSRN skeleton with parallel row/column BiGRU blocks, SE fusion, dense connections and a "
+                 "texture attention module, TPS-STN (training only), edge-guidance loss (4,100,173 params with mask)"),
+        paper=_PCAN,
+        default_loss="pcan_loss",
+        in_channels=None,
+    ),
 )
 
 
 @hookimpl
 def register_sr_models() -> list[SRModelSpec]:
-    """TBSRN."""
+    """TBSRN and PCAN."""
     return list(SUCCESSOR_SPECS)
 
 
 @hookimpl
 def register_losses() -> list[LossSpec]:
-    """The text-focus loss of Scene Text Telescope."""
+    """The text-focus loss of Scene Text Telescope and PCAN's edge-guidance image loss."""
     return [
         LossSpec(name="text_focus", target="tzbench_successors.text_focus_loss:TextFocusLoss",
                  params=TextFocusLossParams, paper=_TELESCOPE,
                  summary=("MSE + 10 x attention-map L1 + 0.0005 x confusion-weighted CE of a frozen transformer "
                           "recognizer (needs its official weights unless text_focus=false)"),
                  weights_file=TRANSFORMER_FILE, params_without_weights={"text_focus": False}),
+        LossSpec(name="pcan_loss", target="tzbench_successors.pcan_loss:PCANLoss", params=PCANLossParams, paper=_PCAN,
+                 summary="MSE + 1e-4 x Sobel edge-guidance L1 on RGB (+ 1e-4 x TextZoom's gradient prior if gradient=true)"),
     ]

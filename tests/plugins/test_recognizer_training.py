@@ -20,12 +20,14 @@ from tzbench.db.store import Store
 from tzbench.weights import WeightsError
 from tzbench_recognizers.checkpoints import is_safetensors_file, read_recognizer_weights
 from tzbench_recognizers.common import LOWER_ALNUM, ctc_greedy_decode
+from tzbench_recognizers.objective import StepObjective
 from tzbench_recognizers.training import (
     FrameTeacher,
     JudgeRef,
     RecognizerTrainConfig,
     augment_batch,
     bicubic_up,
+    ctc_loss_from_logits,
     ctc_targets,
     distillation_loss,
     is_trainable,
@@ -165,6 +167,36 @@ def test_untrainable_judge_is_refused() -> None:
         recognizer_loss(object(), _images(), LABELS)
 
 
+def test_training_asks_judges_through_their_protocols() -> None:
+    from tzbench_recognizers.common import DeeplySupervised, FramePosteriorTeacher, as_ctc_student
+
+    crnn, tokens, ctc = _judge("crnn"), _judge("vitstr", depth=2), _judge("vitstr", depth=2, head="ctc")
+    assert as_ctc_student(crnn) is crnn and as_ctc_student(ctc) is ctc and as_ctc_student(tokens) is None
+    assert isinstance(crnn, DeeplySupervised) and not isinstance(ctc, DeeplySupervised)
+    assert isinstance(tzbench.create_recognizer("ppocr"), FramePosteriorTeacher)
+    assert not isinstance(crnn, FramePosteriorTeacher)
+
+
+def test_step_objective_adds_deep_supervision_to_the_ctc_loss() -> None:
+    rec, images = _judge("crnn"), _images()
+    rec.net.train()
+    assert torch.equal(StepObjective(rec)(images, LABELS), rec.training_loss(images, LABELS))
+    aux = torch.nn.Linear(rec.feature_size, len(LOWER_ALNUM) + 1)
+    logits, features = rec.logits_and_features(images)
+    aux_term = ctc_loss_from_logits(aux(features), LABELS, LOWER_ALNUM)
+    expected = ctc_loss_from_logits(logits, LABELS, LOWER_ALNUM) + 0.5 * aux_term
+    got = StepObjective(rec, aux=aux, aux_weight=0.5)(images, LABELS)
+    assert torch.allclose(got, expected) and not torch.allclose(got, rec.training_loss(images, LABELS))
+
+
+def test_step_objective_refuses_what_the_judge_lacks() -> None:
+    tokens = _judge("vitstr", depth=2)
+    with pytest.raises(ValueError, match="CTC student"):
+        StepObjective(tokens, teacher=FrameTeacher(object(), LOWER_ALNUM))
+    with pytest.raises(ValueError, match="logits_and_features"):
+        StepObjective(tokens, aux=torch.nn.Linear(4, 37))
+
+
 def test_config_rejects_unknown_fields_and_empty_data() -> None:
     with pytest.raises(ValueError):
         RecognizerTrainConfig(judge=JudgeRef(name="crnn"), data=[])
@@ -222,6 +254,55 @@ def test_run_folder_has_log_and_metrics_history(trained) -> None:
     assert loss3.value == pytest.approx(hist[1]["loss"])
     val2 = next(r for r in _all_results(store, outcome.run_id) if (r.subset, r.metric, r.step) == ("val", "accuracy", 2))
     assert hist[0]["metrics"]["val"]["accuracy"] == pytest.approx(val2.value)
+
+
+def _stop_at_second_step(monkeypatch: pytest.MonkeyPatch, exc: BaseException | None) -> None:
+    """The step loss: the real one once, then ``exc`` raised (or a NaN loss when ``exc`` is None)."""
+    real, calls = StepObjective.__call__, []
+
+    def patched(self: StepObjective, images: torch.Tensor, labels: list[str]) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 1:
+            return real(self, images, labels)
+        if exc is not None:
+            raise exc
+        return torch.tensor(float("nan"), requires_grad=True)
+
+    monkeypatch.setattr(StepObjective, "__call__", patched)
+
+
+def test_interrupted_run_scores_its_last_state_and_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    _stop_at_second_step(monkeypatch, KeyboardInterrupt())
+    out = train_recognizer(_tiny_cfg(tmp_path, val_every=5, bn_batches=0), store, tzbench.get_catalog(), progress=False)
+    run = store.get_run(out.run_id)
+    assert (run.status, run.message, out.steps) == ("interrupted", "interrupted at step 1", 1)
+    rows = {(r.subset, r.metric, r.step) for r in _all_results(store, out.run_id)}
+    assert ("val", "accuracy", 1) in rows and ("synth:easy", "accuracy_hr", -1) in rows  # validated, then tested
+    assert out.best_checkpoint is not None and out.last_checkpoint.is_file() and run.checkpoint_sha256
+
+
+def test_nan_loss_fails_the_run_without_test_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tzbench.runner.context import RunError
+
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    _stop_at_second_step(monkeypatch, None)
+    with pytest.raises(RunError, match="loss became nan at step 1"):
+        train_recognizer(_tiny_cfg(tmp_path, bn_batches=0), store, tzbench.get_catalog(), progress=False)
+    run = store.list_runs()[0]
+    assert (run.status, run.message) == ("failed", "loss became nan at step 1")
+    metrics = {r.metric for r in _all_results(store, run.id)}
+    assert "seconds" in metrics and not metrics & {"accuracy_hr", "accuracy_lr_bicubic"}
+    assert (Path(run.config["out_dir"]) / f"{run.id:05d}-recognizer-crnn" / "last.safetensors").is_file()
+
+
+def test_unexpected_error_marks_the_run_failed_and_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    _stop_at_second_step(monkeypatch, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        train_recognizer(_tiny_cfg(tmp_path, bn_batches=0), store, tzbench.get_catalog(), progress=False)
+    run = store.list_runs()[0]
+    assert (run.status, run.message) == ("failed", "RuntimeError: boom")
 
 
 def _all_results(store: Store, run_id: int):

@@ -175,7 +175,7 @@ def test_ci_sized_model_runs_any_even_width() -> None:
 
 
 def test_plugin_registers_tbsrn() -> None:
-    assert [s.name for s in register_sr_models()] == ["tbsrn"]
+    assert "tbsrn" in [s.name for s in register_sr_models()]
     spec = SUCCESSOR_SPECS[0]
     assert resolve_target(spec.target) is TBSRN and spec.default_loss == "text_focus" and spec.in_channels is None
     params = TBSRNParams()

@@ -111,3 +111,24 @@ def test_clean_training_selects_on_val_with_the_registry_judge(tmp_path: Path, c
         "protocol": "clean", "metric": "accuracy", "sets": ["val"], "recognizer": judge, "aggregate": "single set"}
     assert {(r.subset, r.recognizer, r.metric) for r in Store(db).results(run.id, step=2)} >= {
         ("val", judge, "accuracy"), ("val", "-", "psnr"), ("train", "-", "loss")}
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "clean"])
+def test_selection_validation_gives_the_protocols_psnr_ssim(protocol: str, tmp_path: Path) -> None:
+    """Validation accumulates through MetricAccumulator as eval does: on the test subsets
+    (legacy selection) it must give the reference numbers that eval is held to above."""
+    from tzbench.runner.distributed import DistContext
+    from tzbench.runner.selection import Selection, validate
+
+    ckpt = _srcnn_checkpoint(tmp_path)
+    catalog = get_catalog()
+    model = catalog.create("sr-models", "srcnn")
+    model.load_state_dict(load_file(ckpt))
+    provider = catalog.create("datasets", "synth", {"n_train": 48, "n_test": N_TEST})
+    sets = {s: provider.load("test", s) for s in ("easy", "medium", "hard")}
+    v = validate(model, Selection(protocol, None, sets, limit=N_TEST), torch.device("cpu"), BATCH, DistContext())
+    want = _expected(protocol, ckpt)
+    for (subset, metric), value in want.items():
+        got = v[subset][metric]
+        assert (got == value) if protocol == "legacy" else got == pytest.approx(value, rel=1e-6), (subset, metric)
+        assert v[subset]["n"] == N_TEST and "accuracy" not in v[subset]

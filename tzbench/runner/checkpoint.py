@@ -38,6 +38,7 @@ __all__ = [
     "CheckpointError",
     "new_run_dir",
     "TRAINING_STATE",
+    "CHECKPOINT_FORMAT",
     "atomic_write_bytes",
     "checkpoint_paths",
     "save_checkpoint",
@@ -54,6 +55,9 @@ __all__ = [
 
 #: ``kind`` of a resumable training-state checkpoint.
 TRAINING_STATE = "training-state"
+#: ``format`` of the metadata of the SR checkpoints tzbench writes (``best`` and ``last``); bump it, here only,
+#: when a change of the layout means old readers would misread the new files.
+CHECKPOINT_FORMAT = "tzbench-checkpoint-2"
 _HEADER_KEY = "tzbench"
 
 

@@ -17,6 +17,8 @@ flags (Ctrl-C, NaN) are all-reduced so every rank takes the same decision at the
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -38,7 +40,10 @@ __all__ = [
     "barrier",
     "rank_slice",
     "torchrun_command",
+    "wrap_model",
 ]
+
+log = logging.getLogger("tzbench.runner")
 
 
 @dataclass(frozen=True)
@@ -159,3 +164,43 @@ def torchrun_command(nproc: int, args: Sequence[str]) -> list[str]:
     """The command that runs ``tzbench ARGS`` in ``nproc`` processes on this machine via torchrun."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "tzbench", *args]
+
+
+def wrap_model(net: torch.nn.Module, ctx: DistContext, device: torch.device, in_channels: int, compile: bool,
+               runtime: dict[str, Any], name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(model as trained, net)``: DistributedDataParallel over several processes (BatchNorm made
+    SyncBatchNorm on CUDA, which replaces ``net``'s modules but keeps its parameters), then
+    ``torch.compile`` when asked. ``runtime`` records ``sync_batchnorm``; ``name`` is for the warning."""
+    model: torch.nn.Module = net
+    if ctx.enabled:
+        if _has_batchnorm(net):
+            if device.type == "cuda":
+                net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                runtime["sync_batchnorm"] = True
+            elif ctx.is_main:
+                log.warning("%s has BatchNorm: on the CPU its statistics are per process (SyncBatchNorm needs CUDA)",
+                            name)
+        unused = _unused_parameters(net, in_channels, device)
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+    if compile:
+        model = torch.compile(model)  # type: ignore[assignment]
+    return model, net
+
+
+def _unused_parameters(net: torch.nn.Module, in_channels: int, device: torch.device) -> bool:
+    """Whether a training forward leaves some parameter without gradient (DDP must know).
+
+    Probed on a copy with the RNG state restored afterwards, so the real model and the random
+    stream are untouched."""
+    rng = torch.get_rng_state()
+    probe = copy.deepcopy(net).train()
+    out = probe(torch.zeros(2, in_channels, 16, 64, device=device))
+    out.float().sum().backward()
+    unused = any(p.requires_grad and p.grad is None for p in probe.parameters())
+    torch.set_rng_state(rng)
+    return unused
+
+
+def _has_batchnorm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -31,10 +31,10 @@ from tzbench.runner.context import (
     fetch,
     make_progress,
     pick_device,
-    provenance,
     seed_everything,
 )
 from tzbench.runner.overlap import JudgePool, Prefetcher, judge_threads, sequential_requested
+from tzbench.runner.recorder import RunRecorder
 from tzbench.runner.records import LINE_EVERY_S, format_duration, progress_mode
 
 __all__ = ["EvalOutcome", "evaluate", "evaluate_model", "summaries_to_rows", "PROTOCOLS"]
@@ -309,22 +309,22 @@ def evaluate(
     judges = build_judges(catalog, cfg.judges, device, threads)  # before the data: a missing weights file fails fast
     provider, _ = build_dataset(catalog, cfg.data.dataset, cfg.data.params, info.in_channels)
     check_subsets(provider, cfg.data.dataset, cfg.data.subsets)
-    prov = provenance(device)
-    run_id = store.start_run(
+    rec = RunRecorder.start(
+        store,
         kind="eval",
+        device=device,
+        config={**cfg.model_dump(mode="json"), "model_params_used": info.params,
+                "judge_modes": {j.name: j.mode for j in judges},
+                "judge_weights_sha256": {j.name: j.weights_sha256 for j in judges}},
         sr_model=cfg.model.name,
         provider=info.provider,
         benchmark=cfg.data.dataset,
         protocol=cfg.protocol,
-        config={**cfg.model_dump(mode="json"), "model_params_used": info.params,
-                "judge_modes": {j.name: j.mode for j in judges},
-                "judge_weights_sha256": {j.name: j.weights_sha256 for j in judges}},
         checkpoint=cfg.checkpoint,
         checkpoint_sha256=ckpt_meta.get("weights_sha256"),
         parent_id=parent_id,
         n_params=info.n_params,
         seed=cfg.seed,
-        **prov,
     )
     try:
         summaries, sizes, bad = evaluate_model(
@@ -336,13 +336,10 @@ def evaluate(
             None, cfg.data.dataset, cfg.data.params, sizes, judges, cfg.protocol, cfg.max_samples
         )
         rows = summaries_to_rows(summaries, cfg.protocol)
-        store.add_results(run_id, rows)
-        store.finish_run(run_id, "finished", message=reason or None, benchmark=bench,
-                         benchmark_version=version, comparable=comparable, bad_samples=bad)
-    except KeyboardInterrupt:
-        store.finish_run(run_id, "interrupted", message="interrupted by the user")
-        raise
+        rec.results(rows)
+        rec.finish("finished", message=reason or None, benchmark=bench, benchmark_version=version,
+                   comparable=comparable, bad_samples=bad)
     except BaseException as exc:
-        store.finish_run(run_id, "failed", message=f"{type(exc).__name__}: {exc}")
+        rec.abort(exc, "interrupted by the user" if isinstance(exc, KeyboardInterrupt) else None)
         raise
-    return EvalOutcome(run_id, summaries, comparable, reason, rows)
+    return EvalOutcome(rec.run_id, summaries, comparable, reason, rows)

@@ -53,7 +53,7 @@ class CRNNRecognizer(Recognizer):
 
     def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
         """CTC over :meth:`ctc_logits` (labels reduced to ``0-9a-z``)."""
-        from tzbench_recognizers.training import ctc_loss_from_logits
+        from tzbench_recognizers.ctc import ctc_loss_from_logits
 
         return ctc_loss_from_logits(self.ctc_logits(images), labels, self.charset)
 

@@ -106,7 +106,7 @@ class ViTSTRRecognizer(Recognizer):
     def training_loss(self, images: Tensor, labels: list[str]) -> Tensor:
         """Cross-entropy over the leading tokens (``tokens`` head) or CTC (``ctc`` head)."""
         if self.head == "ctc":
-            from tzbench_recognizers.training import ctc_loss_from_logits
+            from tzbench_recognizers.ctc import ctc_loss_from_logits
 
             return ctc_loss_from_logits(self.ctc_logits(images), labels, CHARSET)
         logits = self.net(self.preprocess(images))
