@@ -18,19 +18,25 @@ Exit status 1 when any string differs. docs/performance.md quotes its output.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tzbench import reference
 from tzbench.api import get_catalog
 from tzbench.data.folder import IGNORE_LABEL, WildSource
 from tzbench.text import str_filt
 from tzbench_recognizers.aster.judge import get_str_list
 from tzbench_recognizers.aster.net import ASTER
 from tzbench_recognizers.aster.params import EOS, PADDING, UNKNOWN, VOC_ALL
+
+# The reference's rule-B weights are a test helper (tests/reference_cases.py), not part of the
+# installed package: this example runs from a source checkout, so it reads them from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import reference_cases as reference
 
 TPS_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
 

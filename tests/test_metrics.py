@@ -24,7 +24,7 @@ from tzbench.metrics import (
     word_accuracy,
     word_match,
 )
-from tzbench.reference import load_case, load_case_json
+from reference_cases import load_case, load_case_json
 
 TOL = {"atol": 1e-5, "rtol": 1e-5}  # reference README section 6: loss and metrics
 

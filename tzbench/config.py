@@ -40,6 +40,12 @@ def _default_judges() -> list[str]:
     return list(load_registry().default_judges)
 
 
+def _default_dataset() -> str:
+    from tzbench.registry import load_registry  # the dataset of registry.yaml's default_benchmark
+
+    return load_registry().default_dataset()
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,7 +60,7 @@ class ComponentRef(_Strict):
 class DataConfig(_Strict):
     """Which dataset feeds the run and how it is batched."""
 
-    dataset: str = "synth"
+    dataset: str = Field(default_factory=_default_dataset, description="registry.yaml default_benchmark's dataset")
     params: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)

@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tzbench.yamlio import load_yaml
 
@@ -46,8 +46,14 @@ class Registry(_Strict):
     judges: dict[str, JudgeEntry]
     selection_judge: str
     #: The judge of the legacy protocol's selection (TextZoom selected with ASTER on the test subsets).
-    legacy_selection_judge: str = "aster"
+    legacy_selection_judge: str
     default_judges: list[str] = Field(default_factory=list)
+    #: The benchmark a command reads when none is named (its dataset is the default data of a run).
+    default_benchmark: str
+    #: The loss an SR model trains with when neither its spec nor the run config names one.
+    default_loss: str
+    #: The baseline that report tables' Δ columns and figures' reference line are measured against.
+    reference_baseline: str
     metrics: dict[str, MetricEntry]
     protocols: list[str]
     losses: dict[str, str] = Field(default_factory=dict, description="each model's Table 4 loss")
@@ -55,6 +61,25 @@ class Registry(_Strict):
     baselines: list[str]
     #: The paper's experiments ``tzbench reproduce`` runs: each one's models, in the paper's row order.
     experiments: dict[str, list[str]] = Field(default_factory=dict)
+    #: ``tzbench reproduce --budget``: each budget's fields (tzbench.report.reproduce.Budget validates them).
+    budgets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_are_entries(self) -> Registry:
+        # The core takes these defaults from here instead of naming a plugin's component itself,
+        # so a typo must fail when the file is read, not when a command first needs the default.
+        if self.default_benchmark not in self.benchmarks:
+            raise ValueError(f"default_benchmark {self.default_benchmark!r} is not in benchmarks")
+        for field in ("selection_judge", "legacy_selection_judge"):
+            if getattr(self, field) not in self.judges:
+                raise ValueError(f"{field} {getattr(self, field)!r} is not in judges")
+        if self.reference_baseline not in self.baselines:
+            raise ValueError(f"reference_baseline {self.reference_baseline!r} is not in baselines")
+        return self
+
+    def default_dataset(self) -> str:
+        """The dataset of :attr:`default_benchmark`: what a run config reads when it names none."""
+        return self.benchmarks[self.default_benchmark].dataset
 
     def recipe(self, model: str, name: str = "paper") -> dict[str, Any]:
         """Recipe ``name``'s default settings, then ``model``'s own entry, with the model's loss."""

@@ -98,7 +98,8 @@ class PretrainedWeights(BaseModel):
 class SRModelSpec(ComponentSpec):
     """A super-resolution model: nn.Module mapping (B,C,16,64) -> (B,C,32,128) at scale 2."""
 
-    default_loss: str = "l2"
+    default_loss: str | None = Field(
+        default=None, description="the loss it trains with unless the run names one; None: registry.yaml default_loss")
     default_loss_params: dict[str, Any] = Field(default_factory=dict)
     scale: int = 2
     in_channels: Literal[3, 4] | None = Field(

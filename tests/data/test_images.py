@@ -9,7 +9,7 @@ from PIL import Image
 
 from tzbench.data import collate, mask_channel, mask_from_rgb
 from tzbench.data.images import HR_SIZE, LR_SIZE, gray_l, image_format, resize_bicubic, to_chw
-from tzbench.reference import load_case, load_case_json
+from reference_cases import load_case, load_case_json
 
 
 @pytest.mark.parametrize("tag,size", [("hr", HR_SIZE), ("lr", LR_SIZE)])

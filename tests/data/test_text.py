@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tzbench.reference import load_case_json
+from reference_cases import load_case_json
 from tzbench.text import normalize_text, str_filt
 
 

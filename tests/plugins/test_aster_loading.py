@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench.weights import WeightsError
 from tzbench_recognizers.aster.judge import ASTERRecognizer
 from tzbench_recognizers.aster.net import ASTER, SequenceCrossEntropyLoss

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench_recognizers.aster.judge import ASTERRecognizer, get_str_list, normalize_text
 from tzbench_recognizers.aster.net import ASTER, AttentionRecognitionHead, _EndedBeams
 from tzbench_recognizers.aster.params import EOS, NUM_CLASSES, PADDING, UNKNOWN, VOC_ALL

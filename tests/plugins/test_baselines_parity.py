@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from tzbench.reference import apply_rule_a, load_case, load_keys, reference_dir
+from reference_cases import apply_rule_a, load_case, load_keys, reference_dir
 from tzbench.weights import load_strict
 from tzbench_baselines.edsr import EDSR
 from tzbench_baselines.lapsrn import LapSRN

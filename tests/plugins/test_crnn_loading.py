@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench.weights import WeightsError
 from tzbench_recognizers.crnn.judge import CRNNRecognizer
 from tzbench_recognizers.crnn.params import WEIGHTS, CRNNParams

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench_recognizers.crnn.judge import CRNNRecognizer
 from tzbench_recognizers.crnn.net import CRNN
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from tzbench.reference import load_case, load_case_json
+from reference_cases import load_case, load_case_json
 from tzbench.specs import resolve_target
 from tzbench_losses.charbonnier import CharbonnierLoss
 from tzbench_losses.gradient_profile import GradientProfileLoss, gradient_map

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench.weights import WeightsError
 from tzbench_recognizers.moran.judge import MORANRecognizer
 from tzbench_recognizers.moran.params import WEIGHTS

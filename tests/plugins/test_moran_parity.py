@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench_recognizers.common import LOWER_ALNUM, attention_decode
 from tzbench_recognizers.moran.judge import MORANRecognizer
 from tzbench_recognizers.moran.net import MORAN

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import tzbench
+from reference_cases import apply_rule_a
 from tzbench.errors import TzbenchError
-from tzbench.reference import apply_rule_a
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
 from tzbench_successors.params import PCANLossParams, PCANParams

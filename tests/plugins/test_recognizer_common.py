@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from tzbench import reference
+import reference_cases as reference
 from tzbench_recognizers.common import (
     LOWER_ALNUM,
     Recognizer,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzbench.reference import apply_rule_a
+from reference_cases import apply_rule_a
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
 from tzbench_successors.params import TBSRNParams

@@ -17,7 +17,7 @@ import torch
 
 import tzbench
 from tzbench.errors import TzbenchError
-from tzbench.reference import rule_a_state_dict, rule_b_state_dict
+from reference_cases import rule_a_state_dict, rule_b_state_dict
 from tzbench.weights import WeightsError
 from tzbench_successors.text_focus_loss import TextFocusLoss, confusion_weights, encode_labels, load_confusion
 from tzbench_successors.text_focus_transformer import TextFocusTransformer, load_text_focus_transformer

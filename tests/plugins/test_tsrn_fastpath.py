@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tzbench_tsrn.gru as gru_module
-from tzbench.reference import apply_rule_a, load_case
+from reference_cases import apply_rule_a, load_case
 from tzbench_tsrn.gru import bigru_2d
 from tzbench_tsrn.tsrn import TSRN, subpixel_conv_weight
 

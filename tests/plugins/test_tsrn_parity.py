@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tzbench.reference import (
+from reference_cases import (
     apply_rule_a,
     assert_tps_buffers_match,
     load_case,

@@ -14,7 +14,7 @@ from tzbench.config import ConfigError
 from tzbench.db import Run, Store
 from tzbench.report.build import build_report
 from tzbench.report.figures import char_errors
-from tzbench.report.reproduce import BUDGETS, plan, run_plan
+from tzbench.report.reproduce import load_budgets, plan, run_plan
 from tzbench.report.tables import collect_rows
 
 
@@ -34,7 +34,7 @@ def test_table4_plan_uses_registry_losses(catalog) -> None:  # noqa: ANN001
     assert jobs["srresnet"].train.loss.params == {"perceptual_weight": 0.0}
     assert "perceptual" in jobs["srresnet"].notes[0]
     assert all(j.eval.judges == ["ppocr", "ppocrv2", "crnn_tz"] for j in jobs.values())  # every judge available offline
-    assert jobs["tsrn"].train.steps == BUDGETS["smoke"].steps
+    assert jobs["tsrn"].train.steps == load_budgets()["smoke"].steps
     # TextZoom's loop for every model: Adam 1e-3 / beta1 0.5 on loss*100, gradient norm clipped at 0.25.
     optim = jobs["vdsr"].train.optim
     assert (optim.lr, optim.betas, optim.loss_scale, optim.grad_clip) == (1e-3, (0.5, 0.999), 100.0, 0.25)
@@ -166,6 +166,6 @@ def test_epochs_become_steps_over_the_train_split(catalog) -> None:  # noqa: ANN
     from tzbench.report.reproduce import steps_for_epochs
 
     (job,) = plan("table4", "synth", "paper", catalog, only=["srcnn"])
-    assert job.train.steps == 0 and BUDGETS["paper"].epochs == 500
+    assert job.train.steps == 0 and load_budgets()["paper"].epochs == 500
     n = len(catalog.create("datasets", "synth", {}).load("train", None))
     assert steps_for_epochs(job.train, 2, catalog) == -(-2 * n // job.train.data.batch_size)

@@ -108,7 +108,8 @@ def test_clean_training_selects_on_val_with_the_registry_judge(tmp_path: Path, c
     run = Store(db).list_runs("train")[0]
     judge = load_registry().selection_judge
     assert run.protocol == "clean" and run.config["selection"] == {
-        "protocol": "clean", "metric": "accuracy", "sets": ["val"], "recognizer": judge, "aggregate": "single set"}
+        "protocol": "clean", "metric": "accuracy", "sets": ["val"], "judge": judge, "recognizer": judge,
+        "aggregate": "single set"}
     assert {(r.subset, r.recognizer, r.metric) for r in Store(db).results(run.id, step=2)} >= {
         ("val", judge, "accuracy"), ("val", "-", "psnr"), ("train", "-", "loss")}
 

@@ -47,6 +47,13 @@ def _pretrained_checkpoint(catalog: Catalog, model: str, pretrained: bool, check
     return pretrained_path(pick_pretrained(catalog, model))
 
 
+def default_benchmark() -> str:
+    """registry.yaml's ``default_benchmark``: what ``--benchmark`` means when it is not given."""
+    from tzbench.registry import load_registry
+
+    return load_registry().default_benchmark
+
+
 def _catalog(ctx: typer.Context) -> Catalog:
     return ctx.obj["catalog_factory"]()
 
@@ -111,7 +118,7 @@ def _show_run(store: Store, run_id: int, full: bool = False) -> None:
             out.print(f"  {k}: {getattr(run, k)}")
         out.print_json(json.dumps(run.config, default=str))
     table = Table(title=f"run {run.id} results")
-    for c in ("subset", "recognizer", "metric", "value", "n"):
+    for c in ("subset", "judge", "metric", "value", "n"):  # the results.recognizer column: a judge's name
         table.add_column(c)
     for r in store.results(run_id):
         table.add_row(r.subset, r.recognizer, r.metric, f"{r.value:.4f}", str(r.n_samples))

@@ -9,6 +9,7 @@ import typer
 from tzbench.catalog import KINDS, find_clashes
 from tzbench.cli._common import OutFormat, _catalog, _emit
 from tzbench.plugins import plugin_disabled, plugin_failures, plugin_infos
+from tzbench.registry import load_registry
 
 __all__ = ["list_", "plugins", "register"]
 
@@ -31,7 +32,7 @@ def list_(
     for e in catalog.entries(kind):
         row: dict[str, Any] = {"name": e.spec.name, "plugin": e.plugin, "summary": e.spec.summary, "paper": e.spec.paper}
         if kind == "sr-models":
-            row["default_loss"] = e.spec.default_loss
+            row["default_loss"] = e.spec.default_loss or load_registry().default_loss
             row["trainable"] = e.spec.trainable
             row["pretrained"] = ", ".join(w.tag for w in e.spec.pretrained) or "-"
             if params:

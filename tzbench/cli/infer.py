@@ -30,7 +30,7 @@ def sr_(
     pretrained: PretrainedOpt = False,
     side_by_side: Annotated[bool, typer.Option("--side-by-side",
                                                help="also write <name>_compare.png: LR bicubic-up | SR")] = False,
-    judge: Annotated[Optional[str], typer.Option("--judge", help="recognizer that reads LR-up and SR")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="judge that reads LR-up and SR")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
     format: Annotated[OutFormat, typer.Option("--format", help="how to list the outputs")] = OutFormat.table,

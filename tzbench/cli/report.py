@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tzbench.cli._common import default_benchmark
+
 __all__ = ["register", "report", "reproduce"]
 
 
@@ -22,7 +24,8 @@ def register(app: typer.Typer) -> None:
 def reproduce(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(help="table4 | table3 | syn-vs-real")],
-    benchmark: Annotated[str, typer.Option(help="synth | wild | textzoom")] = "synth",
+    benchmark: Annotated[Optional[str], typer.Option(
+        help="a registry.yaml benchmark (default: its default_benchmark)")] = None,
     budget: Annotated[str, typer.Option(help="smoke | small | cpu | paper")] = "smoke",
     judge: Annotated[Optional[list[str]], typer.Option("--judge", help="judges (default: every available one)")] = None,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="run only these models")] = None,
@@ -38,15 +41,17 @@ def reproduce(
     from rich.console import Console
 
     from tzbench.db.store import Store
-    from tzbench.report.reproduce import BUDGETS, PlanInterrupted, plan, run_plan
+    from tzbench.report.reproduce import PlanInterrupted, load_budgets, plan, run_plan
 
     out = Console()
+    benchmark = benchmark or default_benchmark()
     catalog = ctx.obj["catalog_factory"]()
     jobs = plan(experiment, benchmark, budget, catalog, judges=judge, only=only)  # type: ignore[arg-type]
-    out.print(f"[bold]{experiment}[/] on {benchmark}, budget {budget}: {BUDGETS[budget].note}")
+    budgets = load_budgets()
+    out.print(f"[bold]{experiment}[/] on {benchmark}, budget {budget}: {budgets[budget].note}")
     for j in jobs:
         steps = j.train.steps if j.train else 0
-        span = f"{steps} steps" if steps else f"{BUDGETS[budget].epochs} epochs"
+        span = f"{steps} steps" if steps else f"{budgets[budget].epochs} epochs"
         out.print(f"  {j.label:<24} train {'-' if j.train is None else span} · "
                   f"loss {j.train.loss.name if j.train and j.train.loss else 'default'} · judges {', '.join(j.eval.judges)}"
                   + (f" · note: {'; '.join(j.notes)}" if j.notes else ""))
@@ -59,7 +64,7 @@ def reproduce(
         require_plotting()
         check_site_dir(report_dir)
     epochs_to_steps = None
-    n_epochs = BUDGETS[budget].epochs
+    n_epochs = budgets[budget].epochs
     if n_epochs is not None:
         import torch
 
@@ -99,7 +104,8 @@ def report(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the markdown, CSV and PNG files")] = None,
     html_dir: Annotated[Optional[Path], typer.Option(
         "--html", help="static HTML site folder (leaderboard, tables, figures, run pages; open its index.html)")] = None,
-    benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
+    benchmark: Annotated[Optional[str], typer.Option(
+        help="benchmark name (default: registry.yaml default_benchmark)")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="only runs of this reproduce experiment")] = None,
     budget: Annotated[Optional[str], typer.Option(help="only runs of this reproduce budget")] = None,
     protocol: Annotated[str, typer.Option(help="clean or legacy")] = "clean",
@@ -115,6 +121,7 @@ def report(
 
     if out_dir is None and html_dir is None:
         raise ConfigError("tzbench report: give --out DIR (markdown, CSV, PNG) and/or --html DIR (static site)")
+    benchmark = benchmark or default_benchmark()
     catalog = ctx.obj["catalog_factory"]()
     store = Store(db)
     if out_dir is not None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tzbench.cli._common import DbOpt, OutFormat, _emit, _show_run, _store, console, out
+from tzbench.cli._common import DbOpt, OutFormat, _emit, _show_run, _store, console, default_benchmark, out
 
 __all__ = ["leaderboard", "register", "runs_delete", "runs_list", "runs_show"]
 
@@ -42,13 +42,17 @@ def register(app: typer.Typer) -> None:
 
 def leaderboard(
     subset: Annotated[Subset, typer.Option(help="subset ranked by")] = Subset.all,
-    recognizer: Annotated[Optional[str], typer.Option(
-        help="judge whose accuracy ranks the models (default: registry.yaml selection_judge)")] = None,
+    # "judge" is the project's word for a recognizer that reads SR output; --recognizer is its old name.
+    judge: Annotated[Optional[str], typer.Option(
+        "--judge", "--recognizer",
+        help="judge whose accuracy ranks the models (default: registry.yaml selection_judge; "
+             "--recognizer: the same option's old name)")] = None,
     metric: Annotated[Metric, typer.Option(help="ranking metric")] = Metric.accuracy,
-    benchmark: Annotated[str, typer.Option(help="benchmark name")] = "synth",
+    benchmark: Annotated[Optional[str], typer.Option(
+        help="benchmark name (default: registry.yaml default_benchmark)")] = None,
     protocol: Annotated[str, typer.Option(help="clean or legacy (never mixed)")] = "clean",
     view: Annotated[Board, typer.Option(
-        help="judges: one accuracy column per judge on --subset; subsets: --recognizer's accuracy per subset")
+        help="judges: one accuracy column per judge on --subset; subsets: --judge's accuracy per subset")
     ] = Board.judges,
     include_incomparable: Annotated[bool, typer.Option("--include-incomparable")] = False,
     format: Annotated[OutFormat, typer.Option("--format")] = OutFormat.table,
@@ -56,14 +60,15 @@ def leaderboard(
 ) -> None:
     """Best comparable eval run per model; every column comes from that same run."""
     store = _store(db)
-    if recognizer is None:
+    benchmark = benchmark or default_benchmark()
+    if judge is None:
         from tzbench.registry import load_registry
 
-        recognizer = load_registry().selection_judge
-    rows = store.leaderboard(benchmark, subset.value, recognizer, metric.value, protocol, include_incomparable)
+        judge = load_registry().selection_judge
+    rows = store.leaderboard(benchmark, subset.value, judge, metric.value, protocol, include_incomparable)
     from tzbench.report.board import board_table
 
-    table, cols = board_table(rows, view.value, subset.value, recognizer)
+    table, cols = board_table(rows, view.value, subset.value, judge)
     if not table and format is OutFormat.table:
         console.print(f"no finished comparable eval runs for benchmark {benchmark!r} ({protocol} protocol) in {store.url}")
     if format is OutFormat.table:  # readable at 80 columns: accuracy in percent, fewer digits
@@ -72,7 +77,7 @@ def leaderboard(
         row.update(benchmark=benchmark, protocol=protocol, subset=subset.value)
     _emit(table, cols, format,
           title=f"{benchmark} · {protocol} · accuracy on {subset.value} · ranked by {metric.value}"
-                f"{'' if metric is not Metric.accuracy else f' ({recognizer})'}")
+                f"{'' if metric is not Metric.accuracy else f' ({judge})'}")
 
 
 def _board_cells(row: dict[str, Any]) -> dict[str, Any]:

@@ -219,7 +219,7 @@ def eval_(
     checkpoint: Annotated[Optional[Path], typer.Option(help="tzbench checkpoint (.safetensors)")] = None,
     pretrained: PretrainedOpt = False,
     judge: Annotated[Optional[list[str]], typer.Option(
-        "--judge", help="recognizer (repeatable; default: registry.yaml default_judges)")] = None,
+        "--judge", help="judge (repeatable; default: registry.yaml default_judges)")] = None,
     data: DataOpt = None,
     lr_source: LrSourceOpt = None,
     protocol: Annotated[Optional[str], typer.Option(help="clean (default) or legacy")] = None,

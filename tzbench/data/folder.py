@@ -148,7 +148,7 @@ class WildSource:
         seed: degradation seed.
     """
 
-    def __init__(self, crops: Sequence[CropRef], level: str | None, seed: int = 0, description: str = "wild") -> None:
+    def __init__(self, crops: Sequence[CropRef], level: str | None, seed: int = 0, description: str = "real crops") -> None:
         self.crops = list(crops)
         self.level, self.seed = level, int(seed)
         self.description = f"{description} ({len(self.crops)} crops, level {level or 'mixed'})"

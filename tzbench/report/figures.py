@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from tzbench.report.tables import SUBSETS, ReportRow
+from tzbench.report.tables import SUBSETS, ReportRow, reference_baseline
 from tzbench.text import str_filt
 
 __all__ = ["accuracy_bars", "image_grid", "char_errors", "word_diff", "DIFF_COLOURS", "require_plotting"]
@@ -38,19 +38,20 @@ def accuracy_bars(rows: list[ReportRow], judge: str, out: Path, title: str = "")
     x = np.arange(len(groups))
     width = 0.8 / max(1, len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 4), 4))
-    bicubic = next((r for r in rows if r.model == "bicubic"), None)
+    base_name = reference_baseline()
+    base = next((r for r in rows if r.model == base_name), None)
     for i, r in enumerate(rows):
         vals = [r.accuracy.get(judge, {}).get(g, np.nan) * 100 for g in groups]
         xs = x + (i - (len(rows) - 1) / 2) * width
         # A 0% bar gets a visible stub (and its label) so it never looks like missing data.
         bars = ax.bar(xs, [max(v, 0.4) if np.isfinite(v) else np.nan for v in vals], width, label=r.label)
         ax.bar_label(bars, labels=[f"{v:.1f}" if np.isfinite(v) else "n/a" for v in vals], fontsize=6, padding=1)
-    if bicubic is not None:  # the reference every SR model has to beat, per group
+    if base is not None:  # the reference every SR model has to beat, per group
         for gx, g in zip(x, groups):
-            v = bicubic.accuracy.get(judge, {}).get(g)
+            v = base.accuracy.get(judge, {}).get(g)
             if v is not None:
                 ax.hlines(v * 100, gx - 0.42, gx + 0.42, colors="black", linestyles="dashed", linewidth=1,
-                          label="bicubic" if g == groups[0] else None)
+                          label=base_name if g == groups[0] else None)
     ax.set_xticks(x, ["easy", "medium", "hard", "average"])
     ax.set_ylabel(f"word accuracy (%) — {judge}")
     ax.set_ylim(0, 100)

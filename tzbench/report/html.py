@@ -32,7 +32,7 @@ from tzbench.db.store import Store
 from tzbench.errors import StoreError
 from tzbench.report.board import board_table
 from tzbench.report.build import ReportFiles, build_report
-from tzbench.report.tables import SUBSETS, format_cell, table_cells
+from tzbench.report.tables import SUBSETS, format_cell, is_delta, reference_baseline, table_cells
 
 __all__ = ["SITE_MANIFEST", "SiteFiles", "build_site", "check_site_dir", "page_slug"]
 
@@ -176,13 +176,14 @@ def _report_page(report: ReportFiles, note: str) -> str:
     for r, line in zip(report.rows, body):
         cells: list[Cell] = [(r.label, r.label, _run_href(r.run_id, "../"))]
         for h, v in zip(header[1:-1], line[1:-1]):
-            cells.append(_number(v, format_cell(v, signed=h.endswith("bicubic"))))
+            cells.append(_number(v, format_cell(v, signed=is_delta(h))))
         cells.append((str(r.run_id), r.run_id, _run_href(r.run_id, "../")))
         rows.append(cells)
     parts = [f"<h1>{escape(report.title)}</h1>"]
     if note:
         parts.append(f'<p class="meta">{escape(note)}</p>')
-    parts.append('<p class="meta">Accuracy per judge and subset in %, Δ in points against bicubic, PSNR in dB, '
+    parts.append(f'<p class="meta">Accuracy per judge and subset in %, Δ in points against {escape(reference_baseline())}, '
+                 "PSNR in dB, "
                  "SSIM in [0, 1]; the latest finished eval run per row. Click a header to sort.</p>")
     parts.append(_table(header, rows, "report"))
     notes = [f"<li>{escape(r.label)}: {escape(r.notes)}</li>" for r in report.rows if r.notes]
@@ -250,7 +251,7 @@ def _run_page(run: Run, parent: Run | None) -> str:
     steps = len({r.step for r in run.results if r.step != FINAL_STEP})
     config = yaml.safe_dump(run.config or {}, sort_keys=False, allow_unicode=True)
     body = [f"<h1>{escape(title)}</h1>", "<h2>Provenance</h2>", f'<dl class="kv">{kv}</dl>', "<h2>Final results</h2>",
-            _table(["subset", "recognizer", "metric", "value", "n"], rows, "results") if rows else "<p>None.</p>"]
+            _table(["subset", "judge", "metric", "value", "n"], rows, "results") if rows else "<p>None.</p>"]
     if steps:
         body.append(f'<p class="meta">{steps} validation steps recorded during training (tzbench runs show '
                     f"{run.id}).</p>")
@@ -352,9 +353,10 @@ def build_site(
                           **report_options)
     note = ""
     if budget:
-        from tzbench.report.reproduce import BUDGETS
+        from tzbench.report.reproduce import load_budgets
 
-        note = f"Budget {budget}: {BUDGETS[budget].note}" if budget in BUDGETS else f"Budget {budget}."
+        budgets = load_budgets()
+        note = f"Budget {budget}: {budgets[budget].note}" if budget in budgets else f"Budget {budget}."
     page = site_dir / slug / "index.html"
     page.write_text(_report_page(report, note), encoding="utf-8")
     pages[slug] = {"title": report.title, "benchmark": benchmark, "protocol": protocol, "experiment": experiment,

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tzbench.catalog import Catalog
+from tzbench.catalog import Catalog, format_validation_error
 from tzbench.config import ComponentRef, ConfigError, DataConfig, EvalConfig, TrainConfig, recipe_to_config
 from tzbench.db.store import DIED_MESSAGE, Store
 from tzbench.home import find_weights, tzbench_home
 from tzbench.registry import Registry, load_registry
 
-__all__ = ["Budget", "BUDGETS", "Job", "plan", "available_judges", "run_plan", "steps_for_epochs",
+__all__ = ["Budget", "load_budgets", "Job", "plan", "available_judges", "run_plan", "steps_for_epochs",
            "find_equivalent_train", "find_equivalent_eval", "PlanInterrupted"]
 
 Experiment = Literal["table4", "table3", "syn-vs-real"]
@@ -44,29 +44,16 @@ class Budget(BaseModel):
     note: str = ""
 
 
-BUDGETS: dict[str, Budget] = {
-    # Minutes in CI: proves the whole pipeline, not the models.
-    "smoke": Budget(steps=4, batch_size=8, val_every=2, val_max_samples=16,
-                    data={"synth": {"n_train": 64, "n_test": 16}, "wild": {"max_samples": 96},
-                          "textzoom": {"max_samples": 64}},
-                    note="pipeline check; numbers are meaningless"),
-    # One 2-core CPU, under 2 hours for table4 on wild/synth. Measured on an idle 2-core CPU, a
-    # train step at batch 8 costs 0.02-0.4 s for most models but 2.4 s for RRDB (16.7M params)
-    # and 4.5 s for EDSR (40.7M): those two get 200 steps instead of 1,000 so that the whole
-    # table fits. Every model is scored on the whole test split. Far from convergence, and
-    # labelled so in the report.
-    "small": Budget(steps=1000, batch_size=8, val_every=100, val_max_samples=64,
-                    data={"synth": {}, "wild": {}, "textzoom": {}},
-                    model_steps={"edsr": 200, "rrdb": 200},
-                    note="1,000 steps x 8 pairs per model (EDSR/RRDB 200) on CPU, whole test split"),
-    # The paper's recipe (TextZoom code: 500 epochs, batch 48, Adam 1e-3 / beta1 0.5). For GPUs.
-    "paper": Budget(steps=None, epochs=500, batch_size=48, val_every=1000, val_max_samples=100_000,
-                    data={"synth": {}, "wild": {}, "textzoom": {}},
-                    note="the paper's 500-epoch recipe; needs a GPU"),
-    # registry.yaml's `cpu` recipe as it stands (steps, batch, schedule, EMA per model).
-    "cpu": Budget(recipe="cpu", data={"synth": {}, "wild": {}, "textzoom": {}},
-                  note="the cpu recipe: warm-up + cosine, EMA, batch 16; converges on a 2-core CPU"),
-}
+def load_budgets(registry: Registry | None = None) -> dict[str, Budget]:
+    """registry.yaml's ``budgets``, validated: what ``tzbench reproduce --budget`` accepts."""
+    registry = registry or load_registry()
+    out = {}
+    for name, fields in registry.budgets.items():
+        try:
+            out[name] = Budget.model_validate(fields)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, f"registry.yaml budgets.{name}")) from None
+    return out
 
 @dataclass
 class Job:
@@ -150,11 +137,12 @@ def plan(
 ) -> list[Job]:
     """The jobs of an experiment (restricted to ``only`` models when given); nothing runs here."""
     registry = registry or load_registry()
-    if budget_name not in BUDGETS:
-        raise ConfigError(f"unknown budget {budget_name!r}; expected one of {', '.join(BUDGETS)}")
+    budgets = load_budgets(registry)
+    if budget_name not in budgets:
+        raise ConfigError(f"unknown budget {budget_name!r}; expected one of {', '.join(budgets)}")
     if benchmark not in registry.benchmarks:
         raise ConfigError(f"unknown benchmark {benchmark!r}; registry.yaml has {', '.join(registry.benchmarks)}")
-    budget = BUDGETS[budget_name]
+    budget = budgets[budget_name]
     dataset = registry.benchmarks[benchmark].dataset
     judges = judges or available_judges(catalog, registry)
     if experiment not in registry.experiments:

@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from tzbench.db.models import FINAL_STEP, NO_RECOGNIZER, Result, Run
 from tzbench.db.store import Store
+from tzbench.registry import load_registry
 
-__all__ = ["ReportRow", "collect_rows", "table_cells", "format_cell", "to_markdown", "to_csv", "SUBSETS"]
+__all__ = ["ReportRow", "collect_rows", "table_cells", "format_cell", "is_delta", "reference_baseline", "to_markdown",
+           "to_csv", "SUBSETS"]
 
 SUBSETS = ("easy", "medium", "hard")
 
@@ -84,16 +86,31 @@ def _judges(rows: list[ReportRow]) -> list[str]:
     return sorted({j for r in rows for j in r.accuracy})
 
 
-def table_cells(rows: list[ReportRow], baseline: str = "bicubic") -> tuple[list[str], list[list[Any]]]:
+#: What a Δ column's header holds between the judge and the baseline ("ppocr Δ vs bicubic").
+_DELTA = " Δ vs "
+
+
+def reference_baseline() -> str:
+    """registry.yaml's ``reference_baseline``: the row that Δ columns and reference lines measure against."""
+    return load_registry().reference_baseline
+
+
+def is_delta(header: str) -> bool:
+    """Whether a :func:`table_cells` column is a signed difference to the baseline."""
+    return _DELTA in header
+
+
+def table_cells(rows: list[ReportRow], baseline: str | None = None) -> tuple[list[str], list[list[Any]]]:
     """Table 4's header and raw values (accuracy and Δ in %, NaN where a number is missing), one line per row;
-    the markdown, CSV and HTML reports all print this."""
+    the markdown, CSV and HTML reports all print this. ``baseline``: default :func:`reference_baseline`."""
+    baseline = baseline or reference_baseline()
     judges = _judges(rows)
     base = next((r for r in rows if r.model == baseline), None)
     header = ["model"]
     for j in judges:
         header += [f"{j} {s}" for s in (*SUBSETS, "avg")]
         if base is not None:
-            header.append(f"{j} Δ vs {baseline}")
+            header.append(f"{j}{_DELTA}{baseline}")
     header += ["PSNR easy", "PSNR medium", "PSNR hard", "PSNR avg", "SSIM easy", "SSIM medium", "SSIM hard",
                "SSIM avg", "run"]
     body: list[list[Any]] = []
@@ -127,7 +144,7 @@ def to_markdown(rows: list[ReportRow], title: str = "") -> str:
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for line in body:
-        out.append("| " + " | ".join(format_cell(v, signed=h.endswith("bicubic")) for h, v in zip(header, line)) + " |")
+        out.append("| " + " | ".join(format_cell(v, signed=is_delta(h)) for h, v in zip(header, line)) + " |")
     notes = [f"- {r.label}: {r.notes}" for r in rows if r.notes]
     if notes:
         out += ["", "Notes:", *notes]

@@ -121,7 +121,7 @@ def build_sr_model(catalog: Catalog, name: str, params: dict[str, Any]) -> SRMod
         params=validated,
         in_channels=in_ch,
         trainable=spec.trainable,
-        default_loss=spec.default_loss,
+        default_loss=spec.default_loss or load_registry().default_loss,
         default_loss_params=dict(spec.default_loss_params),
         provider=_dist_of(entry.plugin, catalog),
         n_params=sum(p.numel() for p in module.parameters()),

@@ -48,9 +48,11 @@ class Selection:
         return self.protocol == "legacy"
 
     def describe(self) -> dict[str, Any]:
-        """What the checkpoints record about the selection."""
-        return {"protocol": self.protocol, "metric": self.metric, "sets": list(self.sets),
-                "recognizer": self.judge.name if self.judge else NO_RECOGNIZER,
+        """What the checkpoints and the run's config record about the selection (``recognizer``: the
+        judge's old key, kept so that readers of earlier records and of new ones find the same key)."""
+        judge = self.judge.name if self.judge else NO_RECOGNIZER
+        return {"protocol": self.protocol, "metric": self.metric, "sets": list(self.sets), "judge": judge,
+                "recognizer": judge,
                 "aggregate": "mean over sets" if len(self.sets) > 1 else "single set"}
 
 
