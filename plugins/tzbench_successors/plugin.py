@@ -7,6 +7,8 @@
 * ``pcan``: TSRN's skeleton with parallel horizontal/vertical BiGRU blocks, squeeze-excitation
   fusion and a texture attention module (ACM MM 2021), trained with ``pcan_loss`` by default.
 * ``pcan_loss``: its loss, MSE + edge guidance (+ TextZoom's gradient prior on request).
+* ``tpgsr``: TSRN_TL, TSRN with a CRNN's text prior on the LR image concatenated into every block
+  (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
+from tzbench_successors.tpgsr_params import TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
 
 _TELESCOPE = "Chen et al., Scene Text Telescope: Text-Focused Scene Image Super-Resolution, CVPR 2021"
 _PCAN = ("Zhao et al., Scene Text Image Super-Resolution via Parallelly Contextual Attention Network, "
          "ACM MM 2021")
+_TPGSR = "Ma, Guo, Zhang, Text Prior Guided Scene Text Image Super-Resolution, IEEE TIP 2023"
 
 SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
     SRModelSpec(
@@ -43,12 +47,23 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
         default_loss="pcan_loss",
         in_channels=None,
     ),
+    SRModelSpec(
+        name="tpgsr",
+        target="tzbench_successors.tpgsr:TPGSR",
+        params=TPGSRParams,
+        summary=("TPGSR (TSRN_TL): a CRNN's 37-class probabilities on the LR image, turned into a feature map "
+                 "concatenated into every block; prior generator fine-tuned jointly; multi-stage "
+                 "(3,545,869 SR params with STN and mask, + 8,331,301 per CRNN)"),
+        paper=_TPGSR,
+        default_loss="tsrn_loss",
+        in_channels=None,
+    ),
 )
 
 
 @hookimpl
 def register_sr_models() -> list[SRModelSpec]:
-    """TBSRN and PCAN."""
+    """TBSRN, PCAN and TPGSR."""
     return list(SUCCESSOR_SPECS)
 
 
