@@ -9,6 +9,7 @@
 * ``pcan_loss``: its loss, MSE + edge guidance (+ TextZoom's gradient prior on request).
 * ``tpgsr``: TSRN_TL, TSRN with a CRNN's text prior on the LR image concatenated into every block
   (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
+* ``tpgsr_loss``: its loss, per stage image loss + distillation from a frozen teacher CRNN.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
-from tzbench_successors.tpgsr_params import TPGSRParams
+from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
 
@@ -55,7 +56,7 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
                  "concatenated into every block; prior generator fine-tuned jointly; multi-stage "
                  "(3,545,869 SR params with STN and mask, + 8,331,301 per CRNN)"),
         paper=_TPGSR,
-        default_loss="tsrn_loss",
+        default_loss="tpgsr_loss",
         in_channels=None,
     ),
 )
@@ -69,7 +70,7 @@ def register_sr_models() -> list[SRModelSpec]:
 
 @hookimpl
 def register_losses() -> list[LossSpec]:
-    """The text-focus loss of Scene Text Telescope and PCAN's edge-guidance image loss."""
+    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss and TPGSR's loss."""
     return [
         LossSpec(name="text_focus", target="tzbench_successors.text_focus_loss:TextFocusLoss",
                  params=TextFocusLossParams, paper=_TELESCOPE,
@@ -78,4 +79,8 @@ def register_losses() -> list[LossSpec]:
                  weights_file=TRANSFORMER_FILE, params_without_weights={"text_focus": False}),
         LossSpec(name="pcan_loss", target="tzbench_successors.pcan_loss:PCANLoss", params=PCANLossParams, paper=_PCAN,
                  summary="MSE + 1e-4 x Sobel edge-guidance L1 on RGB (+ 1e-4 x TextZoom's gradient prior if gradient=true)"),
+        LossSpec(name="tpgsr_loss", target="tzbench_successors.tpgsr_loss:TPGSRLoss", params=TPGSRLossParams,
+                 paper=_TPGSR,
+                 summary=("per stage of a tpgsr model: TextZoom's image loss + distillation (L1 + KL) of a frozen "
+                          "teacher CRNN's HR reading into the prior generator's LR reading")),
     ]

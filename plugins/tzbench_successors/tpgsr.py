@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,8 @@ from torch import Tensor, nn
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, sha256_file, strip_prefix
 
-__all__ = ["TPGSR", "TSRNTL", "InfoGen", "load_official_tsrn_tl", "load_tsrn_tl_state_dict", "probs_to_prior",
-           "semantic_loss"]
+__all__ = ["TPGSR", "TSRNTL", "InfoGen", "StageReadings", "load_official_tsrn_tl", "load_tsrn_tl_state_dict",
+           "make_prior_generator", "probs_to_prior", "semantic_loss"]
 
 #: Frames of the CRNN prior (width 100 -> 26) and its classes (blank + 0-9a-z).
 PRIOR_FRAMES, PRIOR_CLASSES = 26, 37
@@ -132,7 +133,22 @@ class UpsampleBlock(nn.Module):
 
 def probs_to_prior(logits: Tensor) -> Tensor:
     """CTC logits (T, B, classes) -> the (B, classes, 1, T) softmax probabilities TSRN_TL reads."""
-    return torch.softmax(logits, -1).permute(1, 2, 0).unsqueeze(2)
+    return _layout(torch.softmax(logits, -1))
+
+
+def _layout(probs: Tensor) -> Tensor:
+    """(T, B, classes) probabilities -> (B, classes, 1, T)."""
+    return probs.permute(1, 2, 0).unsqueeze(2)
+
+
+@dataclass(frozen=True)
+class StageReadings:
+    """What a training forward of :class:`TPGSR` leaves on its output for ``tpgsr_loss``:
+    every stage's SR output (the last is the returned tensor) and its prior generator's
+    (T, B, 37) probabilities on that stage's input, before prior dropout."""
+
+    outputs: tuple[Tensor, ...]
+    probs: tuple[Tensor, ...]
 
 
 class TSRNTL(nn.Module):
@@ -225,7 +241,7 @@ def semantic_loss(pred: Tensor, target: Tensor) -> Tensor:
     return torch.abs(target - pred).mean() + kl
 
 
-def _prior_generator(prior: str, weights: str | None) -> tuple[Any, dict[str, str | None]]:
+def make_prior_generator(prior: str, weights: str | None) -> tuple[Any, dict[str, str | None]]:
     """The recognizer object for ``prior`` (made through the core catalog: no plugin imports
     another) and what it was built from: ``{"prior", "weights", "sha256"}``."""
     from tzbench.api import get_catalog
@@ -277,7 +293,7 @@ class TPGSR(nn.Module):
         sr = TSRNTL(scale_factor, width, height, stn, srb_nums, mask, hidden_units, text_channels,
                     PRIOR_CLASSES, stn_at_test, grid_sample_align_corners)
         self.sr = nn.ModuleList([sr] + [copy.deepcopy(sr) for _ in range(0 if share_sr else stages - 1)])
-        rec, self.prior_info = _prior_generator(prior, prior_weights)
+        rec, self.prior_info = make_prior_generator(prior, prior_weights)
         # The recognizer object holds the preprocessing; only its network is a submodule.
         self.__dict__["_reader"] = rec
         nets = [rec.net] + [copy.deepcopy(rec.net) for _ in range(0 if share_prior else stages - 1)]
@@ -292,21 +308,35 @@ class TPGSR(nn.Module):
             self.tpg.eval()  # a frozen prior keeps its running BN statistics
         return self
 
+    def stage_probs(self, images: Tensor, stage: int = 0) -> Tensor:
+        """Stage ``stage``'s generator on ``images``: (T, B, 37) softmax probabilities."""
+        net = self.tpg[min(stage, len(self.tpg) - 1)]
+        return torch.softmax(net(self._reader.preprocess(images[:, :3])), -1)
+
     def prior(self, images: Tensor, stage: int = 0) -> Tensor:
         """The (B, 37, 1, 26) prior of ``images`` by stage ``stage``'s generator (no dropout)."""
-        net = self.tpg[min(stage, len(self.tpg) - 1)]
-        return probs_to_prior(net(self._reader.preprocess(images[:, :3])))
+        return _layout(self.stage_probs(images, stage))
 
     def forward(self, lr: Tensor) -> Tensor:
         out = lr
+        outputs: list[Tensor] = []
+        probs: list[Tensor] = []
         for i in range(self.stages):
-            prior = self.prior(out, i)
+            p = self.stage_probs(out, i)
+            prior = _layout(p)
             if self.training and self.prior_dropout > 0:
                 # official "prior dropout": the first B // 4 samples train without a prior
                 keep = torch.ones(lr.shape[0], device=lr.device, dtype=prior.dtype)
                 keep[: int(lr.shape[0] * self.prior_dropout)] = 0
                 prior = prior * keep.view(-1, 1, 1, 1)
             out = self.sr[min(i, len(self.sr) - 1)](lr, prior)
+            outputs.append(out)
+            probs.append(p)
+        if self.training:
+            # The runner hands its loss only (sr, hr); tpgsr_loss needs every stage's output and
+            # prior probabilities (the official per-stage image and distillation terms), so they
+            # travel on the returned tensor.
+            out.tpgsr_stages = StageReadings(tuple(outputs), tuple(probs))  # type: ignore[attr-defined]
         return out
 
 

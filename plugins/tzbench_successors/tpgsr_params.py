@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PRIORS", "TPGSRParams"]
+__all__ = ["PRIORS", "TPGSRLossParams", "TPGSRParams"]
 
 #: Text-prior generators TPGSR can use: CTC judges with the 37-class ``0-9a-z`` + blank output.
 PRIORS = ("crnn_tz", "crnn")
@@ -49,3 +49,21 @@ class TPGSRParams(BaseModel):
         default=0.25, ge=0, lt=1,
         description="training only: the prior of the first floor(B * p) samples of a batch is zeroed (official B // 4)",
     )
+
+
+class TPGSRLossParams(BaseModel):
+    """``tpgsr_loss``: per stage, TextZoom's image loss + the distillation of a frozen teacher's
+    HR reading into the prior generator's LR reading. Defaults: the official script
+    (``--gradient --use_distill``, weights 1 / 1e-4 and 100 : 100)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mse_weight: float = Field(default=1.0, ge=0, description="weight of the MSE over all channels")
+    gp_weight: float = Field(default=1e-4, ge=0, description="weight of TextZoom's gradient prior on RGB")
+    distill: bool = Field(default=True, description="add the distillation term (official --use_distill)")
+    distill_weight: float = Field(default=1.0, ge=0, description="its weight relative to the image term")
+    teacher: Literal["crnn_tz", "crnn"] = Field(
+        default="crnn_tz", description="frozen recognizer reading HR: crnn_tz (shipped) or crnn (official crnn.pth)"
+    )
+    teacher_weights: str | None = Field(default=None, description="its weights file (else its default)")
+    scale: float = Field(default=1.0, gt=0, description="multiplies the total; the official loop uses x100")

@@ -4,7 +4,8 @@ State-dict layout and parameter counts (3,545,869 with STN and mask, the issue's
 loading with and without ``module.``, eval outputs and intermediate features under rule-A and
 rule-B weights (1e-5) with the prior fed directly, train-mode outputs (STN, batch BN), one
 official training step's loss and gradients (including the gradient reaching the prior), the
-two-stage cascade through the catalog's CRNN, the distillation loss, and the wrapper's
+two-stage cascade through the catalog's CRNN, one official two-stage training step (image and
+distillation terms per stage, gradients of the SR network and of both CRNNs), and the wrapper's
 prior generator (catalog-made, frozen or fine-tuned, prior dropout, recorded sha256).
 
 Under rule A the prior moves the output by about 7e-7, below the tolerance, so a broken prior
@@ -34,7 +35,8 @@ from tzbench_successors.tpgsr import (
     probs_to_prior,
     semantic_loss,
 )
-from tzbench_successors.tpgsr_params import TPGSRParams
+from tzbench_successors.tpgsr_loss import TPGSRLoss
+from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "tpgsr"
 TPS4 = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
@@ -315,7 +317,7 @@ def test_official_crnn_prior_needs_its_weights(tmp_path: Path, monkeypatch: pyte
 def test_plugin_registers_tpgsr() -> None:
     assert "tpgsr" in [s.name for s in register_sr_models()]
     spec = next(s for s in SUCCESSOR_SPECS if s.name == "tpgsr")
-    assert resolve_target(spec.target) is TPGSR and spec.default_loss == "tsrn_loss" and spec.in_channels is None
+    assert resolve_target(spec.target) is TPGSR and spec.default_loss == "tpgsr_loss" and spec.in_channels is None
     params = TPGSRParams()
     assert params.stn and params.mask and params.stages == 1 and params.share_sr and params.finetune_prior
     assert params.prior == "crnn_tz"
@@ -326,3 +328,55 @@ def test_plugin_registers_tpgsr() -> None:
     model = tzbench.get_catalog().create("sr-models", "tpgsr", {})
     assert sum(p.numel() for p in model.sr.parameters()) == 3_545_869
     assert sum(p.numel() for p in model.tpg.parameters()) == _counts()["tpg_crnn"]["params"]
+
+
+def test_two_stage_official_training_step(tmp_path: Path) -> None:
+    """One step of the official cascade loop (``--stu_iter 2 --sr_share --use_distill --gradient``),
+    train mode, rule B: per stage ``ImageLoss * 100`` and ``SemanticLoss(p_i, p_teacher(hr)) * 100``,
+    prior dropout on the first B // 4 samples, the stage-1 CRNN reading the stage-0 output with
+    its gradient; then every gradient norm of the SR network and of both student CRNNs."""
+    case = _case("tpgsr_cascade_trainstep_ruleB")
+    model = _cascade_model().train()
+    teacher = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
+    apply_rule_b(teacher, classifier_keys=CRNN_CLASSIFIER)
+    with torch.no_grad():
+        teacher.rnn[1].embedding.weight.mul_(2.0)
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pth")
+    loss_fn = TPGSRLoss(teacher="crnn", teacher_weights=str(tmp_path / "teacher.pth"), scale=100.0)
+    g = torch.Generator().manual_seed(0)
+    x, hr = torch.rand((4, 4, 16, 64), generator=g), torch.rand((4, 4, 32, 128), generator=g)
+    assert np.array_equal(x.numpy(), case["input"]) and float(hr.double().sum()) == float(case["hr_sum"])
+    out = model(x)
+    for i, stage_out in enumerate(out.tpgsr_stages.outputs):
+        assert _max_diff(stage_out[1:2], case[f"stage{i}_sr_sample1"]) < TOL
+    loss = loss_fn(out, hr)
+    parts = loss_fn.parts
+    image = sum(float(case[f"stage{i}_image_x100"]) for i in range(2))
+    distill = sum(float(case[f"stage{i}_distill_x100"]) for i in range(2))
+    assert parts["image"] * 100 == pytest.approx(image, rel=1e-5)
+    assert parts["distill"] * 100 == pytest.approx(distill, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(case["loss_total"]), rel=1e-5)
+    loss.backward()
+    for want, params in ((case["grad_norms_sr"], model.sr[0].parameters()),
+                         (case["grad_norms_tpg0"], model.tpg[0].parameters()),
+                         (case["grad_norms_tpg1"], model.tpg[1].parameters())):
+        norms = np.array([float(p.grad.norm()) if p.grad is not None else -1.0 for p in params])
+        assert norms.shape == want.shape and (want >= 0).all()
+        np.testing.assert_allclose(norms, want, rtol=1e-4, atol=1e-4)
+
+
+def test_tpgsr_loss_needs_the_model_output_for_distillation() -> None:
+    hr = torch.rand((2, 4, 32, 128))
+    sr = torch.rand((2, 4, 32, 128))
+    with pytest.raises(ValueError, match="distill=true needs the training output of the tpgsr model"):
+        TPGSRLoss()(sr, hr)
+    plain = TPGSRLoss(distill=False)
+    image = tzbench.get_catalog().create("losses", "tsrn_loss", {})(sr, hr)
+    assert float(plain(sr, hr)) == pytest.approx(float(image), rel=1e-6) and set(plain.parts) == {"image", "loss"}
+    model = TPGSR(srb_nums=1, hidden_units=8, text_channels=8, stn=False).eval()
+    with torch.no_grad():
+        assert not hasattr(model(torch.rand(2, 4, 16, 64)), "tpgsr_stages")  # eval output: a plain tensor
+    assert TPGSRLossParams().distill and TPGSRLossParams().teacher == "crnn_tz"
+    with pytest.raises(ValueError):
+        TPGSRLossParams(teacher="aster")  # type: ignore[arg-type]
+    assert isinstance(tzbench.get_catalog().create("losses", "tpgsr_loss", {"distill": False}), TPGSRLoss)
