@@ -241,9 +241,11 @@ def semantic_loss(pred: Tensor, target: Tensor) -> Tensor:
     return torch.abs(target - pred).mean() + kl
 
 
-def make_prior_generator(prior: str, weights: str | None) -> tuple[Any, dict[str, str | None]]:
+def make_prior_generator(prior: str, weights: str | None, field: str = "prior_weights",
+                         ) -> tuple[Any, dict[str, str | None]]:
     """The recognizer object for ``prior`` (made through the core catalog: no plugin imports
-    another) and what it was built from: ``{"prior", "weights", "sha256"}``."""
+    another) and what it was built from: ``{"prior", "weights", "sha256"}``. ``field`` names the
+    parameter that gives the weights, for the error when they are missing."""
     from tzbench.api import get_catalog
     from tzbench.home import find_weights, weights_dir
 
@@ -256,9 +258,9 @@ def make_prior_generator(prior: str, weights: str | None) -> tuple[Any, dict[str
         files = [w.filename for w in spec.weights]
         found = next((p for p in (find_weights(prior, f) for f in files) if p is not None), None)
         if found is None:
-            raise WeightsError(f"TPGSR prior {prior!r} needs its weights: set prior_weights or put "
+            raise WeightsError(f"TPGSR {field.split('_')[0]} {prior!r} needs its weights: set {field} or put "
                                f"{files[0] if files else 'the weights file'} at {weights_dir(prior)} "
-                               f"(tzbench weights add {prior} PATH); prior=crnn_tz needs none")
+                               f"(tzbench weights add {prior} PATH); crnn_tz needs none")
         weights = str(found)
     if weights is not None:
         params["weights"] = weights

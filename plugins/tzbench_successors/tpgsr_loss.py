@@ -51,7 +51,7 @@ class TPGSRLoss(nn.Module):
         self.distill, self.distill_weight, self.scale = distill, distill_weight, scale
         self.teacher_info: dict[str, str | None] = {}
         if distill:
-            rec, self.teacher_info = make_prior_generator(teacher, teacher_weights)
+            rec, self.teacher_info = make_prior_generator(teacher, teacher_weights, field="teacher_weights")
             rec.net.requires_grad_(False)
             # Not a submodule: the teacher is neither trained nor saved; it follows the inputs' device.
             self.__dict__["_teacher"] = rec

@@ -304,6 +304,8 @@ def test_official_crnn_prior_needs_its_weights(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("TZBENCH_HOME", str(tmp_path))
     with pytest.raises(WeightsError, match=r"prior 'crnn' needs its weights.*tzbench weights add crnn"):
         TPGSR(prior="crnn")
+    with pytest.raises(WeightsError, match=r"teacher 'crnn' needs its weights: set teacher_weights"):
+        TPGSRLoss(teacher="crnn")
     net = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
     apply_rule_b(net, classifier_keys=CRNN_CLASSIFIER)
     torch.save({"module." + k: v for k, v in net.state_dict().items()}, tmp_path / "crnn.pth")
