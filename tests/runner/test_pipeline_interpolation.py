@@ -15,8 +15,8 @@ at this commit (steps: dB): vdsr 300: 42.0, edsr 300: 37.2, srcnn 300: 31.3, lap
 (with the official start, the bilinear x2 of the channel *sum*: 25.1), rdn 600: 31.3,
 rrdb 600: 29.7, srresnet 300: 28.5, tsrn 300: 22.2, tsrn_srb 300: 23.0, tsrn_srb_align 300:
 22.3, tbsrn 300 (MSE-only text_focus, -m slow): 21.9, cast 0.018; pcan 600 (-m slow): 25.2, cast 0.008
-(after 300 steps its blue cast was still 0.021); tpgsr 300 (-m slow, crnn_tz prior fine-tuned jointly): 21.8,
-cast 0.017. The models whose only input path runs through 9x9 convs into a tanh, with the mask as a
+(after 300 steps its blue cast was still 0.021); tpgsr 300 (-m slow, crnn_tz prior fine-tuned jointly, tpgsr_loss
+with distillation): 22.2, cast 0.016. The models whose only input path runs through 9x9 convs into a tanh, with the mask as a
 fourth target (SRResNet and the TSRN family) are slow to learn an identity-like map (tsrn_srb
 reaches 29.1 dB after 1,000 steps), so their bounds are lower; the cast check still holds.
 """
