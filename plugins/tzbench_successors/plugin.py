@@ -7,6 +7,9 @@
 * ``pcan``: TSRN's skeleton with parallel horizontal/vertical BiGRU blocks, squeeze-excitation
   fusion and a texture attention module (ACM MM 2021), trained with ``pcan_loss`` by default.
 * ``pcan_loss``: its loss, MSE + edge guidance (+ TextZoom's gradient prior on request).
+* ``tpgsr``: TSRN_TL, TSRN with a CRNN's text prior on the LR image concatenated into every block
+  (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
+* ``tpgsr_loss``: its loss, per stage image loss + distillation from a frozen teacher CRNN.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
+from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
 
 _TELESCOPE = "Chen et al., Scene Text Telescope: Text-Focused Scene Image Super-Resolution, CVPR 2021"
 _PCAN = ("Zhao et al., Scene Text Image Super-Resolution via Parallelly Contextual Attention Network, "
          "ACM MM 2021")
+_TPGSR = "Ma, Guo, Zhang, Text Prior Guided Scene Text Image Super-Resolution, IEEE TIP 2023"
 
 SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
     SRModelSpec(
@@ -43,18 +48,29 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
         default_loss="pcan_loss",
         in_channels=None,
     ),
+    SRModelSpec(
+        name="tpgsr",
+        target="tzbench_successors.tpgsr:TPGSR",
+        params=TPGSRParams,
+        summary=("TPGSR (TSRN_TL): a CRNN's 37-class probabilities on the LR image, turned into a feature map "
+                 "concatenated into every block; prior generator fine-tuned jointly; multi-stage "
+                 "(3,545,869 SR params with STN and mask, + 8,331,301 per CRNN)"),
+        paper=_TPGSR,
+        default_loss="tpgsr_loss",
+        in_channels=None,
+    ),
 )
 
 
 @hookimpl
 def register_sr_models() -> list[SRModelSpec]:
-    """TBSRN and PCAN."""
+    """TBSRN, PCAN and TPGSR."""
     return list(SUCCESSOR_SPECS)
 
 
 @hookimpl
 def register_losses() -> list[LossSpec]:
-    """The text-focus loss of Scene Text Telescope and PCAN's edge-guidance image loss."""
+    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss and TPGSR's loss."""
     return [
         LossSpec(name="text_focus", target="tzbench_successors.text_focus_loss:TextFocusLoss",
                  params=TextFocusLossParams, paper=_TELESCOPE,
@@ -63,4 +79,8 @@ def register_losses() -> list[LossSpec]:
                  weights_file=TRANSFORMER_FILE, params_without_weights={"text_focus": False}),
         LossSpec(name="pcan_loss", target="tzbench_successors.pcan_loss:PCANLoss", params=PCANLossParams, paper=_PCAN,
                  summary="MSE + 1e-4 x Sobel edge-guidance L1 on RGB (+ 1e-4 x TextZoom's gradient prior if gradient=true)"),
+        LossSpec(name="tpgsr_loss", target="tzbench_successors.tpgsr_loss:TPGSRLoss", params=TPGSRLossParams,
+                 paper=_TPGSR,
+                 summary=("per stage of a tpgsr model: TextZoom's image loss + distillation (L1 + KL) of a frozen "
+                          "teacher CRNN's HR reading into the prior generator's LR reading")),
     ]
