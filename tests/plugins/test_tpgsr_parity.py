@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import tzbench
-from tzbench.reference import apply_rule_a, apply_rule_b
+from reference_cases import apply_rule_a, apply_rule_b
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
