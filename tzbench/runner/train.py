@@ -384,6 +384,16 @@ def _build(cfg: TrainConfig, catalog: Catalog, info: SRModelInfo, device: torch.
     return _Parts(info, net, criterion, train_ds, sel, opt, prec)
 
 
+def _model_provenance(module: torch.nn.Module) -> dict[str, Any]:
+    """What a model says about the components inside it, for the run row.
+
+    A model with a text prior (tpgsr, tatt) exposes ``prior_info`` (the prior's name, weights
+    and sha256): the issue's rule that every run records which prior it used.
+    """
+    info = getattr(module, "prior_info", None)
+    return {"prior": dict(info)} if isinstance(info, dict) else {}
+
+
 def _open_run(cfg: TrainConfig, store: Store | None, ctx: DistContext, device: torch.device,
               point: ResumePoint | None, parts: _Parts, runtime: dict[str, Any], log_every: int,
               loggers: tuple[str, ...]) -> tuple[RunRecorder | None, int, Path]:
@@ -415,9 +425,10 @@ def _open_run(cfg: TrainConfig, store: Store | None, ctx: DistContext, device: t
             except OSError as exc:  # unwritable out_dir: the row must not be left "running"
                 recorder.finish("failed", message=f"cannot create the run folder: {exc}")
                 raise RunError(f"out_dir {cfg.out_dir}: cannot create the run folder ({exc})") from None
+            extra = _model_provenance(parts.info.module)
             recorder.update(checkpoint=str(run_dir / "best.safetensors"),
                             config={**cfg_json, "run_dir": str(run_dir), "runtime": runtime,
-                                    "selection": parts.sel.describe(), "records": records_cfg})
+                                    "selection": parts.sel.describe(), "records": records_cfg, **extra})
         # Re-runnable as is: tzbench train MODEL --config <run folder>/config.yaml
         atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg_json, sort_keys=False).encode())
         shared = (recorder.run_id, str(run_dir))
