@@ -10,6 +10,9 @@
 * ``tpgsr``: TSRN_TL, TSRN with a CRNN's text prior on the LR image concatenated into every block
   (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
 * ``tpgsr_loss``: its loss, per stage image loss + distillation from a frozen teacher CRNN.
+* ``tatt``: TSRN_TL_TRANS, TSRN with a CRNN's text prior turned into a spatial text map by a
+  transformer over the LR features (CVPR 2022); trained with ``tpgsr_loss`` (its image and
+  distillation terms are TATT's too; the rotation structure-consistency term is not implemented).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
+from tzbench_successors.tatt_params import TATTParams
 from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
@@ -26,6 +30,8 @@ _TELESCOPE = "Chen et al., Scene Text Telescope: Text-Focused Scene Image Super-
 _PCAN = ("Zhao et al., Scene Text Image Super-Resolution via Parallelly Contextual Attention Network, "
          "ACM MM 2021")
 _TPGSR = "Ma, Guo, Zhang, Text Prior Guided Scene Text Image Super-Resolution, IEEE TIP 2023"
+_TATT = ("Ma, Liang, Zhang, A Text Attention Network for Spatial Deformation Robust Scene Text Image "
+         "Super-resolution, CVPR 2022")
 
 SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
     SRModelSpec(
@@ -59,12 +65,23 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
         default_loss="tpgsr_loss",
         in_channels=None,
     ),
+    SRModelSpec(
+        name="tatt",
+        target="tzbench_successors.tatt:TATT",
+        params=TATTParams,
+        summary=("TATT (TSRN_TL_TRANS): a CRNN's 37-class probabilities on the LR image, turned by a transformer "
+                 "over the LR features into a text map concatenated into every block (7,608,334 SR params with "
+                 "STN and mask, 4,906,177 of them the TP interpreter; + 8,331,301 CRNN)"),
+        paper=_TATT,
+        default_loss="tpgsr_loss",
+        in_channels=None,
+    ),
 )
 
 
 @hookimpl
 def register_sr_models() -> list[SRModelSpec]:
-    """TBSRN, PCAN and TPGSR."""
+    """TBSRN, PCAN, TPGSR and TATT."""
     return list(SUCCESSOR_SPECS)
 
 
