@@ -141,7 +141,8 @@ class InfoTransformer(nn.Module):
     def encode_queries(self, query_embed: Tensor, batch: int) -> Tensor:
         """(HW, d) learnt queries -> (HW, B, d) through the BiGRU over columns. The official
         reshape hands the batch_first GRU a (W, B, H*d) tensor, so its sequence axis is the image
-        batch: a sample's queries depend on the samples before and after it. Kept as it is."""
+        batch: every step reads the same query, so a sample's queries depend on its position in
+        the batch and on the batch size (3.6e-6 at the output under rule-B weights). Kept as it is."""
         h, w = self.feat_size
         d = query_embed.shape[1]
         q = query_embed.unsqueeze(1).repeat(1, batch, 1).reshape(h, w, batch, d).permute(1, 2, 0, 3)
