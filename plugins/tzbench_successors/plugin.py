@@ -11,8 +11,8 @@
   (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
 * ``tpgsr_loss``: its loss, per stage image loss + distillation from a frozen teacher CRNN.
 * ``tatt``: TSRN_TL_TRANS, TSRN with a CRNN's text prior turned into a spatial text map by a
-  transformer over the LR features (CVPR 2022); trained with ``tpgsr_loss`` (its image and
-  distillation terms are TATT's too; the rotation structure-consistency term is not implemented).
+  transformer over the LR features (CVPR 2022), trained with ``tatt_loss`` by default.
+* ``tatt_loss``: ``tpgsr_loss``'s image + distillation terms + the rotation structure-consistency term.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
-from tzbench_successors.tatt_params import TATTParams
+from tzbench_successors.tatt_params import TATTLossParams, TATTParams
 from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
@@ -73,7 +73,7 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
                  "over the LR features into a text map concatenated into every block (7,608,334 SR params with "
                  "STN and mask, 4,906,177 of them the TP interpreter; + 8,331,301 CRNN)"),
         paper=_TATT,
-        default_loss="tpgsr_loss",
+        default_loss="tatt_loss",
         in_channels=None,
     ),
 )
@@ -87,7 +87,7 @@ def register_sr_models() -> list[SRModelSpec]:
 
 @hookimpl
 def register_losses() -> list[LossSpec]:
-    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss and TPGSR's loss."""
+    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss, TPGSR's and TATT's losses."""
     return [
         LossSpec(name="text_focus", target="tzbench_successors.text_focus_loss:TextFocusLoss",
                  params=TextFocusLossParams, paper=_TELESCOPE,
@@ -100,4 +100,7 @@ def register_losses() -> list[LossSpec]:
                  paper=_TPGSR,
                  summary=("per stage of a tpgsr model: TextZoom's image loss + distillation (L1 + KL) of a frozen "
                           "teacher CRNN's HR reading into the prior generator's LR reading")),
+        LossSpec(name="tatt_loss", target="tzbench_successors.tatt_loss:TATTLoss", params=TATTLossParams, paper=_TATT,
+                 summary=("for a tatt model: tpgsr_loss's image + distillation terms + 0.1 x (1 - TRI_SSIM) between the "
+                          "rotated SR, the SR of the rotated LR and the rotated HR (rotation structure consistency)")),
     ]

@@ -26,13 +26,16 @@ Architecture (scale 2, 16x64 -> 32x128, C = 4 with the mask channel, h = 32, d =
 testable without a recognizer. :class:`TATT` is what the runner builds: the network plus the
 prior generator made through the core catalog (``crnn_tz`` by default, ``crnn`` with official
 weights). As in the official loop the SR network reads the prior *detached*; the generator is
-trained by ``tpgsr_loss``'s distillation term only (``finetune_prior=False`` freezes it).
+trained by the distillation term only (``finetune_prior=False`` freezes it). In training (with
+``rotate_train > 0``) a second pass super-resolves the LR image rotated by a random small angle,
+for ``tatt_loss``'s rotation structure-consistency term.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,7 +47,31 @@ from tzbench.weights import WeightsError, load_state_dict_file, load_strict, str
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator
 from tzbench_successors.tpgsr import StageReadings, TextGuidedResidualBlock, UpsampleBlock
 
-__all__ = ["TATT", "TSRNTLTrans", "TPInterpreter", "load_official_tatt", "load_tatt_state_dict"]
+__all__ = ["TATT", "TSRNTLTrans", "TPInterpreter", "RotationReadings", "load_official_tatt", "load_tatt_state_dict",
+           "rotate_images"]
+
+
+def rotate_images(images: Tensor, arc: Tensor, rand_offs: Tensor, off_range: float = 0.2) -> Tensor:
+    """TATT's training rotation (official ``torch_rotate_img``): rotate each image by ``arc[i]``
+    radians about its centre in normalised coordinates, the aspect ratio H/W jittered by
+    ``(2 * rand_offs[i] - 1) * off_range``; bilinear, zeros outside, ``align_corners=False``."""
+    n, _, h, w = images.shape
+    ratio = (h / float(w) + rand_offs * off_range * 2 - off_range).to(images)
+    cos, sin = torch.cos(arc).to(images), torch.sin(arc).to(images)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([cos, sin * ratio, zero, -sin / ratio, cos, zero], 1).reshape(n, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@dataclass(frozen=True)
+class RotationReadings:
+    """What a training forward of :class:`TATT` with ``rotate_train > 0`` leaves on its output for
+    ``tatt_loss``'s structure-consistency term: the SR of the rotated LR image and the rotation."""
+
+    sr_rotated: Tensor
+    arc: Tensor
+    rand_offs: Tensor
 
 
 class PositionalEncoding(nn.Module):
@@ -278,7 +305,8 @@ class TATT(nn.Module):
     The prior generator (a CTC recognizer: ``crnn_tz`` by default, or the official ``crnn``)
     reads the LR image; its network is a submodule (``tpg.*``), saved in the checkpoint. The SR
     network reads its prior detached (the official loop), so only the distillation term of
-    ``tpgsr_loss`` trains it; ``finetune_prior=False`` freezes it (always in eval mode).
+    ``tatt_loss`` (or ``tpgsr_loss``) trains it; ``finetune_prior=False`` freezes it (always in eval mode).
+    ``rotate_train`` (degrees, official 5; 0 turns it off) adds the rotated training pass.
     ``prior_info`` says which prior was used and the sha256 of its starting weights.
 
     Args: see :class:`~tzbench_successors.tatt_params.TATTParams`.
@@ -287,8 +315,10 @@ class TATT(nn.Module):
     def __init__(self, scale_factor: int = 2, width: int = 128, height: int = 32, stn: bool = True,
                  srb_nums: int = 5, mask: bool = True, hidden_units: int = 32,
                  stn_at_test: bool = False, grid_sample_align_corners: bool = False, prior: str = "crnn_tz",
-                 prior_weights: str | None = None, finetune_prior: bool = True) -> None:
+                 prior_weights: str | None = None, finetune_prior: bool = True, rotate_train: float = 5.0) -> None:
         super().__init__()
+        if rotate_train < 0:
+            raise ValueError(f"rotate_train is a maximum angle in degrees (>= 0), got {rotate_train}")
         self.sr = TSRNTLTrans(scale_factor, width, height, stn, srb_nums, mask, hidden_units, PRIOR_CLASSES, stn_at_test, grid_sample_align_corners)
         rec, self.prior_info = make_prior_generator(prior, prior_weights, owner="TATT")
         # The recognizer object holds the preprocessing; only its network is a submodule.
@@ -296,7 +326,7 @@ class TATT(nn.Module):
         self.tpg = rec.net
         self.tpg.requires_grad_(finetune_prior)
         self.in_planes = self.in_channels = self.sr.in_planes
-        self.finetune_prior = finetune_prior
+        self.finetune_prior, self.rotate_train = finetune_prior, rotate_train
 
     def train(self, mode: bool = True) -> TATT:
         super().train(mode)
@@ -310,12 +340,24 @@ class TATT(nn.Module):
 
     def forward(self, lr: Tensor) -> Tensor:
         probs = self.prior_probs(lr)
-        out = self.sr(lr, layout_probs(probs).detach())
+        prior = layout_probs(probs).detach()
+        out = self.sr(lr, prior)
         if self.training:
             # tpgsr_loss reads the SR output and the generator's probabilities from here (the
             # runner hands a loss only (sr, hr)); one stage, as TATT's --stu_iter=1
             out.tpgsr_stages = StageReadings((out,), (probs,))  # type: ignore[attr-defined]
+            if self.rotate_train > 0:
+                out.tatt_rotation = self._rotated_pass(lr, prior)  # type: ignore[attr-defined]
         return out
+
+    def _rotated_pass(self, lr: Tensor, prior: Tensor) -> RotationReadings:
+        """The second SR pass of the structure-consistency loss: the LR image rotated by a
+        uniform angle in [-rotate_train, rotate_train] degrees, with the same prior (the
+        official loop feeds both of its passes one prior)."""
+        n = lr.shape[0]
+        arc = (torch.rand(n, device=lr.device) * 2 - 1) * (self.rotate_train * math.pi / 180.0)
+        rand_offs = torch.rand(n, device=lr.device)
+        return RotationReadings(self.sr(rotate_images(lr, arc, rand_offs), prior), arc, rand_offs)
 
 
 def load_official_tatt(model: TSRNTLTrans, path: str | Path) -> TSRNTLTrans:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TATTParams"]
+__all__ = ["TATTLossParams", "TATTParams"]
 
 
 class TATTParams(BaseModel):
@@ -42,4 +42,29 @@ class TATTParams(BaseModel):
     finetune_prior: bool = Field(
         default=True, description="train the prior generator by tpgsr_loss's distillation (official); off: frozen"
     )
+    rotate_train: float = Field(
+        default=5.0, ge=0, le=90,
+        description="training only: max angle (degrees) of the rotated second pass for tatt_loss's structure-consistency "
+                    "term (official --rotate_train=5); 0: no second pass",
+    )
 
+
+class TATTLossParams(BaseModel):
+    """``tatt_loss``: ``tpgsr_loss``'s image and distillation terms (one stage) + TATT's rotation
+    structure-consistency term. Defaults: the official script (``--gradient --use_distill
+    --tssim_loss``, weights 100 : 100 : 10 = 1 : 1 : 0.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mse_weight: float = Field(default=1.0, ge=0, description="weight of the MSE over all channels")
+    gp_weight: float = Field(default=1e-4, ge=0, description="weight of TextZoom's gradient prior on RGB")
+    distill: bool = Field(default=True, description="add the distillation term (official --use_distill)")
+    distill_weight: float = Field(default=1.0, ge=0, description="its weight relative to the image term")
+    teacher: Literal["crnn_tz", "crnn"] = Field(
+        default="crnn_tz", description="frozen recognizer reading HR: crnn_tz (shipped) or crnn (official crnn.pth)"
+    )
+    teacher_weights: str | None = Field(default=None, description="its weights file (else its default)")
+    tssim_weight: float = Field(
+        default=0.1, ge=0, description="weight of 1 - TRI_SSIM(rotate(sr), sr of rotated lr, rotate(hr)); 0: off"
+    )
+    scale: float = Field(default=1.0, gt=0, description="multiplies the total; the official loop uses x100")

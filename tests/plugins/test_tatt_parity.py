@@ -28,8 +28,9 @@ from reference_cases import apply_rule_a, apply_rule_b
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
-from tzbench_successors.tatt import TATT, TSRNTLTrans, load_official_tatt, load_tatt_state_dict
-from tzbench_successors.tatt_params import TATTParams
+from tzbench_successors.tatt import TATT, TSRNTLTrans, load_official_tatt, load_tatt_state_dict, rotate_images
+from tzbench_successors.tatt_loss import TATTLoss, tri_ssim
+from tzbench_successors.tatt_params import TATTLossParams, TATTParams
 from tzbench_successors.tpgsr_loss import TPGSRLoss
 
 REF = Path(__file__).resolve().parents[1] / "reference" / "tatt"
@@ -277,10 +278,10 @@ def test_official_crnn_prior_needs_its_weights(tmp_path: Path, monkeypatch: pyte
 def test_plugin_registers_tatt() -> None:
     assert "tatt" in [s.name for s in register_sr_models()]
     spec = next(s for s in SUCCESSOR_SPECS if s.name == "tatt")
-    assert resolve_target(spec.target) is TATT and spec.default_loss == "tpgsr_loss" and spec.in_channels is None
+    assert resolve_target(spec.target) is TATT and spec.default_loss == "tatt_loss" and spec.in_channels is None
     params = TATTParams()
     assert params.stn and params.mask and params.hidden_units == 32 and params.finetune_prior
-    assert params.prior == "crnn_tz"
+    assert params.prior == "crnn_tz" and params.rotate_train == 5.0
     with pytest.raises(ValueError):
         TATTParams(prior="aster")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -289,3 +290,82 @@ def test_plugin_registers_tatt() -> None:
         TATTParams(stages=2)  # type: ignore[call-arg]
     model = tzbench.get_catalog().create("sr-models", "tatt", {})
     assert sum(p.numel() for p in model.sr.parameters()) == 7_608_334
+
+
+def _tssim_inputs(batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """The generator's seeded smooth images (tests/reference/tatt/README.md)."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.interpolate(torch.rand((batch, 4, 8, 32), generator=g), (32, 128), mode="bilinear",
+                                           align_corners=False)
+    hr = base + 0.05 * torch.randn((batch, 4, 32, 128), generator=g)
+    sr = base + 0.1 * torch.randn((batch, 4, 32, 128), generator=g)
+    sr_rot = base + 0.1 * torch.randn((batch, 4, 32, 128), generator=g)
+    angle = torch.rand(batch, generator=g).double().numpy() * 5 * 2 - 5
+    arc = torch.tensor(angle / 180.0 * np.pi).float()
+    return sr, sr_rot, hr, arc, torch.rand(batch, generator=g).float()
+
+
+def test_rotation_and_tri_ssim_parity() -> None:
+    """The official torch_rotate_img and TRI_SSIM, and the loop's (1 - TRI_SSIM(...)) * 10 with its gradient."""
+    with np.load(REF / "tatt_tssim.case0.npz") as z:
+        case = {k: z[k] for k in z.files}
+    sr, sr_rot, hr, arc, offs = _tssim_inputs()
+    assert sum(float(t.double().sum()) for t in (sr, sr_rot, hr)) == float(case["inputs_sum"])
+    assert np.array_equal(arc.numpy(), case["arc"]) and np.array_equal(offs.numpy(), case["rand_offs"])
+    sr = sr.requires_grad_(True)
+    rotated = rotate_images(sr, arc, offs)
+    assert _max_diff(rotated[:, :1], case["rotated_sr_ch0"]) < TOL
+    hr_rot = rotate_images(hr, arc, offs)
+    assert _max_diff(rotate_images(hr_rot, -arc, offs)[:, :1], case["rotated_hr_back_ch0"]) < TOL
+    tssim = (1 - tri_ssim(rotated, sr_rot, hr_rot)) * 10
+    assert float(tssim.detach()) == pytest.approx(float(case["tssim_x10"]), rel=1e-5)
+    tssim.backward()
+    assert _max_diff(sr.grad[:, :1], case["grad_sr_ch0"]) < TOL
+    with torch.no_grad():
+        assert float(tri_ssim(sr, sr_rot, hr)) == pytest.approx(float(case["tri_ssim_plain"]), rel=1e-5)
+        assert _max_diff(tri_ssim(sr, sr_rot, hr, size_average=False), case["tri_ssim_per_sample"]) < TOL
+        assert float(tri_ssim(hr, hr, hr)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tatt_loss_adds_the_structure_consistency_term() -> None:
+    """Training with rotate_train > 0: a second pass on the rotated LR (same prior) rides on the
+    output; tatt_loss = tpgsr_loss's terms + tssim_weight * (1 - TRI_SSIM) of the rotated SR, that
+    pass and the rotated HR; gradients reach the SR network through both passes."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    lr, hr = torch.rand((2, 4, 16, 64), generator=g), torch.rand((2, 4, 32, 128), generator=g)
+    model = TATT(**SMALL, stn=False).train()
+    _no_dropout(model.sr)  # train-mode BN without random masks, so the rotated pass can be recomputed
+    out = model(lr)
+    rot = out.tatt_rotation
+    assert rot.sr_rotated.shape == out.shape and float(rot.arc.abs().max()) <= 5 * np.pi / 180
+    with torch.no_grad():
+        prior = model.prior_probs(lr).permute(1, 2, 0).unsqueeze(2)
+        again = model.sr(rotate_images(lr, rot.arc, rot.rand_offs), prior)
+        assert torch.allclose(again, rot.sr_rotated, atol=1e-6)
+    loss_fn = TATTLoss()
+    loss = loss_fn(out, hr)
+    parts = loss_fn.parts
+    tssim = 1 - float(tri_ssim(rotate_images(out, rot.arc, rot.rand_offs), rot.sr_rotated,
+                               rotate_images(hr, rot.arc, rot.rand_offs)))
+    assert parts["tssim"] == pytest.approx(tssim, rel=1e-5)
+    assert float(loss) == pytest.approx(parts["image"] + parts["distill"] + 0.1 * tssim, rel=1e-5)
+    assert set(parts) == {"image", "distill", "tssim", "loss"}
+    grad = torch.autograd.grad(TATTLoss(distill=False, mse_weight=0, gp_weight=0)(out, hr),
+                               model.sr.block1[0].weight)[0]
+    assert float(grad.abs().sum()) > 0
+    model.eval()
+    with torch.no_grad():
+        assert not hasattr(model(lr), "tatt_rotation")
+    plain = TATT(**SMALL, stn=False, rotate_train=0).train()
+    out = plain(lr)
+    assert not hasattr(out, "tatt_rotation")
+    with pytest.raises(ValueError, match="tssim_weight > 0 needs the training output of the tatt model"):
+        TATTLoss()(out, hr)
+    no_tssim = TATTLoss(tssim_weight=0)
+    no_tssim(out, hr)
+    assert set(no_tssim.parts) == {"image", "distill", "loss"}
+    with pytest.raises(ValueError):
+        TATT(**SMALL, rotate_train=-1)
+    assert TATTLossParams().tssim_weight == 0.1 and TATTLossParams().distill
+    assert isinstance(tzbench.get_catalog().create("losses", "tatt_loss", {"distill": False}), TATTLoss)
