@@ -55,12 +55,14 @@ CASES: dict[str, tuple[dict[str, object], int, float]] = {
     "tbsrn": ({"srb_nums": 1, "hidden_units": 8}, 300, 21.0),
     "pcan": ({"srb_nums": 1, "hidden_units": 8}, 600, 24.0),
     "tpgsr": ({"srb_nums": 1, "hidden_units": 8, "text_channels": 8}, 300, 21.0),
+    "tatt": ({"srb_nums": 1, "hidden_units": 8}, 300, 21.0),
 }
 #: Cases run only with ``-m slow``: TBSRN's self-attention over the 1,024 positions of a 16x64
 #: map costs the same at any width: about 13x the CPU time of a TSRN step at this size (docs/models/tbsrn.md).
 #: PCAN's step costs 1.7x TSRN's at this size and it needs 600 steps to lose its colour cast (docs/models/pcan.md).
 #: TPGSR trains its 8.3M-parameter CRNN prior generator with the SR network (docs/models/tpgsr.md).
-SLOW = {"tbsrn", "pcan", "tpgsr"}
+#: TATT runs that CRNN too (trained by distillation) and a transformer over the 1,024 positions (docs/models/tatt.md).
+SLOW = {"tbsrn", "pcan", "tpgsr", "tatt"}
 
 
 class _InterpolationTarget:
