@@ -5,8 +5,9 @@ interpreter 4,906,177, the issue's 4.91M), strict loading with and without ``mod
 outputs and intermediate features (text map, attention, first block) under rule-A and rule-B
 weights with the prior fed directly (1e-5), train-mode outputs (STN, batch BN) without dropout
 and with the official dropout masks (same global seed: same masks), one official training
-step's loss and gradient norms, and the wrapper's prior generator (catalog-made, detached
-prior, distillation through ``tpgsr_loss``, recorded sha256).
+step's loss and gradient norms, the official rotation and TRI_SSIM of the structure-consistency
+term, ``tatt_loss`` over the model's rotated training pass, and the wrapper's prior generator
+(catalog-made, detached prior, trained by the distillation term, recorded sha256).
 
 Under rule A the prior moves the output by about 1.3e-6, below the tolerance, so a broken prior
 path would pass there: the rule-B cases (prior effect 5.8e-4), the text map and the prior
