@@ -10,6 +10,9 @@
 * ``tpgsr``: TSRN_TL, TSRN with a CRNN's text prior on the LR image concatenated into every block
   (TIP 2023); the prior generator comes from the catalog (``crnn_tz`` or ``crnn``).
 * ``tpgsr_loss``: its loss, per stage image loss + distillation from a frozen teacher CRNN.
+* ``tatt``: TSRN_TL_TRANS, TSRN with a CRNN's text prior turned into a spatial text map by a
+  transformer over the LR features (CVPR 2022), trained with ``tatt_loss`` by default.
+* ``tatt_loss``: ``tpgsr_loss``'s image + distillation terms + the rotation structure-consistency term.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tzbench.hookspecs import hookimpl
 from tzbench.specs import LossSpec, SRModelSpec
 
 from tzbench_successors.params import TRANSFORMER_FILE, PCANLossParams, PCANParams, TBSRNParams, TextFocusLossParams
+from tzbench_successors.tatt_params import TATTLossParams, TATTParams
 from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 __all__ = ["register_sr_models", "register_losses", "SUCCESSOR_SPECS"]
@@ -26,6 +30,8 @@ _TELESCOPE = "Chen et al., Scene Text Telescope: Text-Focused Scene Image Super-
 _PCAN = ("Zhao et al., Scene Text Image Super-Resolution via Parallelly Contextual Attention Network, "
          "ACM MM 2021")
 _TPGSR = "Ma, Guo, Zhang, Text Prior Guided Scene Text Image Super-Resolution, IEEE TIP 2023"
+_TATT = ("Ma, Liang, Zhang, A Text Attention Network for Spatial Deformation Robust Scene Text Image "
+         "Super-resolution, CVPR 2022")
 
 SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
     SRModelSpec(
@@ -59,18 +65,29 @@ SUCCESSOR_SPECS: tuple[SRModelSpec, ...] = (
         default_loss="tpgsr_loss",
         in_channels=None,
     ),
+    SRModelSpec(
+        name="tatt",
+        target="tzbench_successors.tatt:TATT",
+        params=TATTParams,
+        summary=("TATT (TSRN_TL_TRANS): a CRNN's 37-class probabilities on the LR image, turned by a transformer "
+                 "over the LR features into a text map concatenated into every block (7,608,334 SR params with "
+                 "STN and mask, 4,906,177 of them the TP interpreter; + 8,331,301 CRNN)"),
+        paper=_TATT,
+        default_loss="tatt_loss",
+        in_channels=None,
+    ),
 )
 
 
 @hookimpl
 def register_sr_models() -> list[SRModelSpec]:
-    """TBSRN, PCAN and TPGSR."""
+    """TBSRN, PCAN, TPGSR and TATT."""
     return list(SUCCESSOR_SPECS)
 
 
 @hookimpl
 def register_losses() -> list[LossSpec]:
-    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss and TPGSR's loss."""
+    """The text-focus loss of Scene Text Telescope, PCAN's edge-guidance image loss, TPGSR's and TATT's losses."""
     return [
         LossSpec(name="text_focus", target="tzbench_successors.text_focus_loss:TextFocusLoss",
                  params=TextFocusLossParams, paper=_TELESCOPE,
@@ -83,4 +100,7 @@ def register_losses() -> list[LossSpec]:
                  paper=_TPGSR,
                  summary=("per stage of a tpgsr model: TextZoom's image loss + distillation (L1 + KL) of a frozen "
                           "teacher CRNN's HR reading into the prior generator's LR reading")),
+        LossSpec(name="tatt_loss", target="tzbench_successors.tatt_loss:TATTLoss", params=TATTLossParams, paper=_TATT,
+                 summary=("for a tatt model: tpgsr_loss's image + distillation terms + 0.1 x (1 - TRI_SSIM) between the "
+                          "rotated SR, the SR of the rotated LR and the rotated HR (rotation structure consistency)")),
     ]

@@ -33,21 +33,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, sha256_file, strip_prefix
+from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator, probs_to_prior
 
 __all__ = ["TPGSR", "TSRNTL", "InfoGen", "StageReadings", "load_official_tsrn_tl", "load_tsrn_tl_state_dict",
            "make_prior_generator", "probs_to_prior", "semantic_loss"]
-
-#: Frames of the CRNN prior (width 100 -> 26) and its classes (blank + 0-9a-z).
-PRIOR_FRAMES, PRIOR_CLASSES = 26, 37
-
 
 def mish(x: Tensor) -> Tensor:
     """x * tanh(softplus(x)) (softplus threshold 20), the official formulation."""
@@ -129,16 +125,6 @@ class UpsampleBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.prelu(self.pixel_shuffle(self.conv(x)))
-
-
-def probs_to_prior(logits: Tensor) -> Tensor:
-    """CTC logits (T, B, classes) -> the (B, classes, 1, T) softmax probabilities TSRN_TL reads."""
-    return _layout(torch.softmax(logits, -1))
-
-
-def _layout(probs: Tensor) -> Tensor:
-    """(T, B, classes) probabilities -> (B, classes, 1, T)."""
-    return probs.permute(1, 2, 0).unsqueeze(2)
 
 
 @dataclass(frozen=True)
@@ -241,37 +227,6 @@ def semantic_loss(pred: Tensor, target: Tensor) -> Tensor:
     return torch.abs(target - pred).mean() + kl
 
 
-def make_prior_generator(prior: str, weights: str | None, field: str = "prior_weights",
-                         ) -> tuple[Any, dict[str, str | None]]:
-    """The recognizer object for ``prior`` (made through the core catalog: no plugin imports
-    another) and what it was built from: ``{"prior", "weights", "sha256"}``. ``field`` names the
-    parameter that gives the weights, for the error when they are missing."""
-    from tzbench.api import get_catalog
-    from tzbench.home import find_weights, weights_dir
-
-    catalog = get_catalog()
-    spec = catalog.spec("recognizers", prior)
-    params: dict[str, Any] = {"device": "cpu"}
-    if "mode" in spec.params.model_fields:
-        params["mode"] = "legacy"  # TPGSR's parse_crnn_data: bicubic 32x100 gray in [0, 1]
-    if weights is None and spec.needs_weights:
-        files = [w.filename for w in spec.weights]
-        found = next((p for p in (find_weights(prior, f) for f in files) if p is not None), None)
-        if found is None:
-            raise WeightsError(f"TPGSR {field.split('_')[0]} {prior!r} needs its weights: set {field} or put "
-                               f"{files[0] if files else 'the weights file'} at {weights_dir(prior)} "
-                               f"(tzbench weights add {prior} PATH); crnn_tz needs none")
-        weights = str(found)
-    if weights is not None:
-        params["weights"] = weights
-    rec = catalog.create("recognizers", prior, params)
-    if not callable(getattr(rec, "ctc_logits", None)):
-        raise TypeError(f"TPGSR prior {prior!r} has no ctc_logits (a CTC recognizer such as crnn_tz is needed)")
-    path = getattr(rec, "model_path", None) or rec.weights_path
-    return rec, {"prior": prior, "weights": str(path) if path else None,
-                 "sha256": sha256_file(path) if path else None}
-
-
 class TPGSR(nn.Module):
     """TPGSR as the runner builds it: ``forward(lr)`` -> SR (B, C, 2h, 2w) in [-1, 1].
 
@@ -317,7 +272,7 @@ class TPGSR(nn.Module):
 
     def prior(self, images: Tensor, stage: int = 0) -> Tensor:
         """The (B, 37, 1, 26) prior of ``images`` by stage ``stage``'s generator (no dropout)."""
-        return _layout(self.stage_probs(images, stage))
+        return layout_probs(self.stage_probs(images, stage))
 
     def forward(self, lr: Tensor) -> Tensor:
         out = lr
@@ -325,7 +280,7 @@ class TPGSR(nn.Module):
         probs: list[Tensor] = []
         for i in range(self.stages):
             p = self.stage_probs(out, i)
-            prior = _layout(p)
+            prior = layout_probs(p)
             if self.training and self.prior_dropout > 0:
                 # official "prior dropout": the first B // 4 samples train without a prior
                 keep = torch.ones(lr.shape[0], device=lr.device, dtype=prior.dtype)

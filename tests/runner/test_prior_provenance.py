@@ -11,9 +11,11 @@ from tzbench.db.store import Store
 from tzbench.weights import sha256_file
 
 
-def test_a_tpgsr_run_records_its_prior_and_sha256(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("model", ["tpgsr", "tatt"])
+def test_a_text_prior_run_records_its_prior_and_sha256(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       model: str) -> None:
     db = f"sqlite:///{tmp_path / 'tz.db'}"
-    code, out, err = cli(["train", "tpgsr", "--steps", "1", *SMALL, "--set", "model.params.srb_nums=1",
+    code, out, err = cli(["train", model, "--steps", "1", *SMALL, "--set", "model.params.srb_nums=1",
                           "--set", "model.params.hidden_units=8", "--set", "eval_after=false",
                           "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}", "--db", db,
                           "--no-progress"], capsys)
