@@ -13,12 +13,20 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
     home = tmp_path_factory.mktemp("tzbench-home")
     monkeypatch.setenv("TZBENCH_HOME", str(home))
     monkeypatch.setenv("TZBENCH_NO_PROGRESS", "1")
     monkeypatch.delenv("TZBENCH_DB", raising=False)
     monkeypatch.delenv("TZBENCH_DISABLE_PLUGINS", raising=False)
+    # A test that falls back to the default store would write tzbench.db into the checkout
+    # (CI found one): fail it, and leave the checkout as it was.
+    default_db = Path.cwd() / "tzbench.db"
+    existed = default_db.exists()
+    yield
+    if not existed and default_db.exists():
+        default_db.unlink()
+        pytest.fail(f"the test created {default_db}: pass --db (the db_url fixture) or chdir to tmp_path")
 
 
 @pytest.fixture

@@ -74,10 +74,10 @@ def test_runs_show_missing(db_url: str, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 2 and "no run with id 42" in err
 
 
-def test_lr_source_option_reaches_the_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+def test_lr_source_option_reaches_the_dataset(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["train", "srcnn", "--lr-source", "bicubic", "--print-config"], capsys)
     assert code == 0 and "lr_source: bicubic" in out
-    code, _, err = run(["eval", "bicubic", "--lr-source", "nearest", "--max-samples", "2"], capsys)
+    code, _, err = run(["eval", "bicubic", "--lr-source", "nearest", "--max-samples", "2", "--db", db_url], capsys)
     assert code == 2 and "lr_source" in err
 
 
