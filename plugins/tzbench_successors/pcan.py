@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 
@@ -46,14 +47,7 @@ __all__ = ["PCAN", "ParallelContextualAttentionBlock", "TextureAttention", "Sque
 MIN_INPUT_SIZE = 15
 
 
-def mish(x: Tensor) -> Tensor:
-    """x * tanh(softplus(x)) (softplus threshold 20), the official formulation."""
-    return x * torch.tanh(F.softplus(x))
-
-
-class _Mish(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return mish(x)
+_Mish = Mish
 
 
 class SqueezeExcitation(nn.Module):
@@ -74,22 +68,7 @@ class SqueezeExcitation(nn.Module):
         return x * gate[:, :, None, None]
 
 
-class GruBlock(nn.Module):
-    """Conv1x1 (bias) + bidirectional GRU (hidden C/2) along each row of a (B, C, H, W) map."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        if channels % 2:
-            raise ValueError(f"GruBlock needs an even channel count, got {channels}")
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, padding=0)
-        self.gru = nn.GRU(channels, channels // 2, bidirectional=True, batch_first=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv1(x)
-        b, c, h, w = x.shape
-        seq = x.permute(0, 2, 3, 1).reshape(b * h, w, c)
-        out, _ = self.gru(seq)
-        return out.reshape(b, h, w, c).permute(0, 3, 1, 2)
+GruBlock = RowBiGRU
 
 
 class ParallelContextualAttentionBlock(nn.Module):

@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 from tzbench_successors.attention import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
@@ -89,23 +89,11 @@ class FeatureEnhancer(nn.Module):
         return self.linear(tokens).transpose(1, 2)
 
 
-def mish(x: Tensor) -> Tensor:
-    """x * tanh(softplus(x)) (softplus threshold 20), the official formulation."""
-    return x * torch.tanh(F.softplus(x))
+_Mish = Mish
 
 
-class _Mish(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return mish(x)
-
-
-class _UnusedGruBlock(nn.Module):
+class _UnusedGruBlock(RowBiGRU):
     """TSRN's GRU block (1x1 conv + bidirectional GRU) as the official TBSRN keeps it: unused."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, padding=0)
-        self.gru = nn.GRU(channels, channels // 2, bidirectional=True, batch_first=True)
 
 
 class SelfAttentionResidualBlock(nn.Module):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator, probs_to_prior
@@ -45,31 +46,10 @@ from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_pr
 __all__ = ["TPGSR", "TSRNTL", "InfoGen", "StageReadings", "load_official_tsrn_tl", "load_tsrn_tl_state_dict",
            "make_prior_generator", "probs_to_prior", "semantic_loss"]
 
-def mish(x: Tensor) -> Tensor:
-    """x * tanh(softplus(x)) (softplus threshold 20), the official formulation."""
-    return x * torch.tanh(F.softplus(x))
+_Mish = Mish
 
 
-class _Mish(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return mish(x)
-
-
-class GruBlock(nn.Module):
-    """TSRN's GRU block: conv1x1 (in -> out, bias) then a bidirectional GRU along each row."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        if out_channels % 2:
-            raise ValueError(f"GruBlock needs an even output width, got {out_channels}")
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=1, padding=0)
-        self.gru = nn.GRU(out_channels, out_channels // 2, bidirectional=True, batch_first=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv1(x)
-        b, c, h, w = x.shape
-        seq, _ = self.gru(x.permute(0, 2, 3, 1).reshape(b * h, w, c))
-        return seq.reshape(b, h, w, c).permute(0, 3, 1, 2)
+GruBlock = RowBiGRU
 
 
 class TextGuidedResidualBlock(nn.Module):

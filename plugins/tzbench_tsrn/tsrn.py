@@ -37,39 +37,18 @@ from torch import Tensor, nn
 
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
+from tzbench.layers.recurrent import Mish, RowBiGRU, mish
 from tzbench_tsrn.gru import bigru_2d
 from tzbench_tsrn.mish import fast_mish
 
 __all__ = ["TSRN", "mish", "load_official_tsrn", "subpixel_conv_weight"]
 
 
-def mish(x: Tensor) -> Tensor:
-    """mish(x) = x * tanh(softplus(x)), the reference formulation (softplus threshold 20)."""
-    return x * torch.tanh(F.softplus(x))
+_Mish = Mish
 
 
-class _Mish(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return mish(x)
-
-
-class GruBlock(nn.Module):
-    """1x1 conv + bidirectional GRU over every row of a (B, C, H, W) map (hidden C_out/2)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        if out_channels % 2:
-            raise ValueError(f"out_channels must be even, got {out_channels}")
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=1, padding=0)
-        self.gru = nn.GRU(out_channels, out_channels // 2, bidirectional=True, batch_first=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Reference path: sequences are the rows of ``x`` (length W, batch B*H)."""
-        x = self.conv1(x)
-        x = x.permute(0, 2, 3, 1).contiguous()
-        b, h, w, c = x.shape
-        x, _ = self.gru(x.view(b * h, w, c))
-        return x.view(b, h, w, c).permute(0, 3, 1, 2).contiguous()
+class GruBlock(RowBiGRU):
+    """The core's :class:`~tzbench.layers.recurrent.RowBiGRU` with TSRN's fast CPU path."""
 
     def forward_fast(self, x: Tensor, seq_dim: int) -> Tensor:
         """Fast CPU path along ``seq_dim`` (3: rows, 2: columns), see :func:`bigru_2d`."""

@@ -2,4 +2,6 @@
 
 :mod:`tzbench.layers.tps`: the TPS-STN alignment module (STN head + thin-plate-spline sampler) of
 TSRN, which ASTER's rectifier and the baselines' ``stn=true`` variants use too.
+:mod:`tzbench.layers.recurrent`: mish and TSRN's row BiGRU block in their official formulation, which
+TSRN and its successors (tbsrn, pcan, tpgsr, tatt) build on.
 """
