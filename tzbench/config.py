@@ -120,6 +120,12 @@ class TrainConfig(_Strict):
     deterministic: bool = False
     tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
     recipe: str | None = Field(default=None, description="the registry.yaml recipe this config was built from")
+    init: str | None = Field(
+        default=None,
+        description="start from these weights instead of the model's init (fine-tuning): a tzbench SR "
+        "checkpoint (file or run folder), or 'pretrained' / 'pretrained:TAG' for the shipped weights; "
+        "the run records the file and its sha256",
+    )
 
 
 class EvalConfig(_Strict):

@@ -286,6 +286,7 @@ class _Parts:
     scheduler: Any = None
     model: torch.nn.Module | None = None  # as trained: DDP, compiled
     scored: torch.nn.Module | None = None  # what validation, selection and the final eval see
+    init: dict[str, Any] | None = None  # the weights a fine-tuning run started from
 
 
 @dataclass
@@ -350,6 +351,8 @@ def _train(cfg: TrainConfig, store: Store | None, catalog: Catalog, resume: str 
     check_runtime(amp, compile, device)
     parts = _build(cfg, catalog, info, device, Precision(amp, device))  # type: ignore[arg-type]
     loop = _Loop()
+    if point is None and cfg.init is not None:  # a resumed run has its own weights already
+        parts.init = init_weights(catalog, cfg.model.name, cfg.init, parts.net)
     if point is not None:
         point.restore(parts.net, parts.opt, parts.prec, cfg, ctx, device)
         loop = _Loop.resumed(point.meta)
@@ -382,6 +385,29 @@ def _build(cfg: TrainConfig, catalog: Catalog, info: SRModelInfo, device: torch.
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                            weight_decay=cfg.optim.weight_decay)
     return _Parts(info, net, criterion, train_ds, sel, opt, prec)
+
+
+def init_weights(catalog: Catalog, model: str, source: str, net: torch.nn.Module) -> dict[str, Any]:
+    """Load the fine-tuning start ``source`` into ``net`` strictly; what the run records of it.
+
+    ``source`` is ``pretrained`` / ``pretrained:TAG`` (the shipped weights) or a tzbench SR
+    checkpoint (a file, or a run folder: its best checkpoint).
+    """
+    from tzbench.pretrained import pick_pretrained, pretrained_path
+    from tzbench.runner.checkpoint import load_sr_checkpoint
+
+    if source == "pretrained" or source.startswith("pretrained:"):
+        tag = source.partition(":")[2] or True
+        path = pretrained_path(pick_pretrained(catalog, model, tag))
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            path = path / "best.safetensors"
+        if not path.is_file():
+            raise RunError(f"init={source}: no such checkpoint file")
+    meta = load_sr_checkpoint(path, net, model)
+    return {"source": source, "path": str(path.resolve()), "sha256": meta["weights_sha256"],
+            "from_run": meta.get("run_id"), "from_step": meta.get("step")}
 
 
 def _model_provenance(module: torch.nn.Module) -> dict[str, Any]:
@@ -426,6 +452,8 @@ def _open_run(cfg: TrainConfig, store: Store | None, ctx: DistContext, device: t
                 recorder.finish("failed", message=f"cannot create the run folder: {exc}")
                 raise RunError(f"out_dir {cfg.out_dir}: cannot create the run folder ({exc})") from None
             extra = _model_provenance(parts.info.module)
+            if parts.init is not None:
+                extra["init_weights"] = parts.init
             recorder.update(checkpoint=str(run_dir / "best.safetensors"),
                             config={**cfg_json, "run_dir": str(run_dir), "runtime": runtime,
                                     "selection": parts.sel.describe(), "records": records_cfg, **extra})
