@@ -120,6 +120,11 @@ class TrainConfig(_Strict):
     deterministic: bool = False
     tags: dict[str, str] = Field(default_factory=dict, description="free labels recorded with the run")
     recipe: str | None = Field(default=None, description="the registry.yaml recipe this config was built from")
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the model being trained (inductor; on the CPU it needs a C++ compiler). "
+        "A speed option: the cpu recipe sets it where it measured faster (docs/performance.md)",
+    )
     init: str | None = Field(
         default=None,
         description="start from these weights instead of the model's init (fine-tuning): a tzbench SR "
@@ -249,6 +254,7 @@ RECIPE_FIELDS: dict[str, tuple[str, ...]] = {
     "steps": ("steps",),
     "val_every": ("val_every",),
     "val_max_samples": ("val_max_samples",),
+    "compile": ("compile",),
 }
 
 

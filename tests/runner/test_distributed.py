@@ -13,6 +13,7 @@ from runner_helpers import SMALL, cli, model_weights, sub_env
 from safetensors.torch import load_file
 
 from tzbench.db.store import Store
+from tzbench.runner.precision import cpu_compiler
 
 COMMON = ["--steps", "4", "--set", "data.params.n_train=48", "--set", "data.params.n_test=8",
           "--set", "data.eval_batch_size=8", "--set", "val_every=2", "--set", "checkpoint_every=2",
@@ -90,14 +91,20 @@ def test_nproc_workers_get_the_config_the_launcher_resolved(tmp_path: Path, caps
     assert not Path(args[args.index("--config") + 1]).exists()  # the temporary config is gone after the run
 
 
-def test_amp_and_compile_flags_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_amp_and_compile_flags_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     db = f"sqlite:///{tmp_path / 'tz.db'}"
     base = ["train", "srcnn", *SMALL, "--db", db, "--no-progress", "--set", "eval_after=false",
             "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}"]
     code, _, err = cli([*base, "--steps", "2", "--amp", "fp16"], capsys)
     assert code == 2 and "--amp fp16 needs CUDA" in err and "bf16" in err
-    code, _, err = cli([*base, "--steps", "2", "--compile"], capsys)
-    assert code == 2 and "--compile is used on CUDA only" in err
+    with monkeypatch.context() as m:  # inductor builds CPU kernels with a C++ compiler
+        m.setenv("CXX", str(tmp_path / "no-such-c++"))
+        code, _, err = cli([*base, "--steps", "2", "--compile"], capsys)
+        assert code == 2 and "--compile on the CPU needs a C++ compiler" in err
+        code, _, err = cli([*base, "--steps", "2", "--set", "compile=true"], capsys)
+        assert code == 2 and "needs a C++ compiler" in err
+    assert Store(db).list_runs() == []
     # bf16 autocast works on the CPU: the run trains and records the choice.
     code, _, err = cli([*base, "--steps", "2", "--amp", "bf16"], capsys)
     assert code == 0, err
@@ -105,3 +112,22 @@ def test_amp_and_compile_flags_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run.status == "finished" and run.config["runtime"]["amp"] == "bf16"
     last = model_weights(Path(run.config["run_dir"]) / "last.safetensors")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in last.values())
+
+
+@pytest.mark.skipif(cpu_compiler() is None, reason="inductor needs a C++ compiler on the CPU")
+def test_compile_on_the_cpu_trains_like_eager(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    base = ["train", "srcnn", *SMALL, "--db", db, "--no-progress", "--set", "eval_after=false", "--steps", "3",
+            "--set", "selection_judge=psnr", "--set", f"out_dir={tmp_path}", "--set", "deterministic=true"]
+    weights = {}
+    for flag in ([], ["--compile"]):
+        code, _, err = cli([*base, *flag], capsys)
+        assert code == 0, err
+        run = max(Store(db).list_runs("train"), key=lambda r: r.id)
+        assert run.status == "finished"
+        assert run.config["compile"] is bool(flag) and run.config["runtime"]["compile"] is bool(flag)
+        weights[bool(flag)] = model_weights(Path(run.config["run_dir"]) / "last.safetensors")
+    # The same three steps: inductor's kernels round differently from eager's, nothing more.
+    assert weights[True].keys() == weights[False].keys()
+    diff = max((weights[True][k] - weights[False][k]).abs().max().item() for k in weights[True])
+    assert diff < 1e-4

@@ -88,3 +88,14 @@ def test_sigkill_then_resume_equals_uninterrupted(tools: list[str], tmp_path: Pa
     for k in a:
         if k[2] != "seconds":  # wall time differs; everything else is bit-identical
             assert a[k] == b[k], k
+
+
+def test_a_checkpoint_from_before_a_new_config_field_still_resumes() -> None:
+    from tzbench.config import TrainConfig
+    from tzbench.runner.resume import config_changes
+
+    new = TrainConfig.model_validate({"model": {"name": "srcnn"}}).model_dump(mode="json")
+    old = {k: v for k, v in new.items() if k not in ("compile", "init")}  # written before those fields existed
+    assert config_changes(old, new) == {}
+    assert config_changes(old, {**new, "compile": True}) == {"compile": (False, True)}
+    assert config_changes({**old, "steps": 5}, new) == {"steps": (5, new["steps"])}

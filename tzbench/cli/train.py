@@ -72,7 +72,8 @@ def train(
                                        help="data-parallel processes on this machine (starts torchrun)")] = 1,
     amp: Annotated[Optional[AmpOpt], typer.Option("--amp", help="mixed precision: bf16 (CUDA or CPU), "
                                                   "fp16 (CUDA), off")] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (CUDA only)")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (inductor; on the CPU "
+                                                             "it needs g++ or clang++); same as --set compile=true")] = False,
     protocol: Annotated[Optional[str], typer.Option(
         help="clean (default: select on val with the registry's judge) or legacy (TextZoom: select on the "
              "test subsets with ASTER)")] = None,
@@ -93,7 +94,8 @@ def train(
 
     main_rank = env_world().is_main
     sets = _option_sets(set_, lr_source, protocol and f"protocol={protocol}",
-                        None if steps is None else f"steps={steps}", data and f"data.dataset={data}")
+                        None if steps is None else f"steps={steps}", data and f"data.dataset={data}",
+                        "compile=true" if compile_ else None)
     cfg, catalog, store = _train_config(ctx, model, config, sets, recipe, resume, db, main_rank)
     if print_config:
         _print_yaml(cfg)

@@ -188,7 +188,7 @@ class PlanInterrupted(RuntimeError):
 
 
 #: Config fields that do not change what a run computes; runs differing only in these are the same run.
-_INCIDENTAL = frozenset({"tags", "out_dir", "eval_after", "device"})
+_INCIDENTAL = frozenset({"tags", "out_dir", "eval_after", "device", "compile"})
 
 
 def _essence(config: dict[str, Any], fields: Any) -> dict[str, Any]:

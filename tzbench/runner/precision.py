@@ -13,6 +13,7 @@ recorded in the run's config (``runtime``) and in its checkpoints.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,8 +34,19 @@ def check_runtime(amp: str | None, compile: bool, device: torch.device) -> None:
         raise RunError(f"--amp {amp!r}: choose bf16 or fp16")
     if amp == "fp16" and device.type != "cuda":
         raise RunError(f"--amp fp16 needs CUDA (this run is on {device}); use --amp bf16 on the CPU, or no --amp")
-    if compile and device.type != "cuda":
-        raise RunError(f"--compile is used on CUDA only (this run is on {device}); drop --compile on the CPU")
+    if compile and device.type == "cpu" and cpu_compiler() is None:
+        raise RunError("--compile on the CPU needs a C++ compiler for inductor (g++ or clang++, or $CXX; "
+                       "Debian: apt install g++), and none was found; drop --compile (compile=false)")
+
+
+def cpu_compiler() -> str | None:
+    """The C++ compiler inductor would build CPU kernels with, or None."""
+    import shutil
+
+    cxx = os.environ.get("CXX")
+    if cxx:
+        return shutil.which(cxx)
+    return shutil.which("g++") or shutil.which("clang++")
 
 
 @dataclass

@@ -35,7 +35,7 @@ __all__ = ["RESUME_MAY_CHANGE", "RESUME_AFTER_NONFINITE", "NONFINITE_STOP", "Res
 #: Config fields a resumed run may change: none of them alters the weights' trajectory.
 RESUME_MAY_CHANGE: frozenset[str] = frozenset({
     "steps", "checkpoint_every", "val_every", "eval_after", "judges", "device", "out_dir",
-    "data.num_workers",
+    "data.num_workers", "compile",
 })
 #: Allowed on top only when the run stopped on a non-finite loss, so that it can be continued
 #: more carefully; every change is recorded in the run.
@@ -100,9 +100,18 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{dotted key: (old, new)}`` of every config field that differs (model params compared whole)."""
-    a, b = _flat(old), _flat(new)
+    """``{dotted key: (old, new)}`` of every config field that differs (model params compared whole).
+
+    A field ``old`` predates counts as its default, so that adding a field keeps old runs resumable."""
+    a, b = _flat(_with_defaults(old)), _flat(new)
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if _norm(a.get(k)) != _norm(b.get(k))}
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {**TrainConfig.model_validate(config).model_dump(mode="json"), **config}
+    except ValueError:  # not a TrainConfig of this version: compared as it is
+        return config
 
 
 def _norm(v: Any) -> Any:

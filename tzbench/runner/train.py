@@ -192,7 +192,8 @@ def train(
         progress: a progress bar on a terminal; False (or output that is not a terminal): plain
             progress lines (rank 0). Either way the lines also go to ``<run>/train.log``.
         amp: ``bf16`` / ``fp16`` mixed precision, ``off``, or None (off; on resume: as before).
-        compile: ``torch.compile`` the model (CUDA only).
+        compile: ``torch.compile`` the model being trained (also when ``cfg.compile``); on the CPU it
+            needs a C++ compiler.
         log_every: steps between records of the running-mean loss (``metrics.jsonl``, loggers,
             progress lines); also the window of that mean.
         loggers: names of training loggers (``register_loggers``, e.g. ``tensorboard``) to call.
@@ -213,7 +214,8 @@ def train(
     if log_every < 1:
         raise RunError(f"--log-every must be at least 1 (got {log_every})")
     try:
-        result = _train(cfg, store, catalog, resume, progress, amp, compile, ctx, device, log_every, tuple(loggers))
+        result = _train(cfg, store, catalog, resume, progress, amp, compile or cfg.compile, ctx, device, log_every,
+                        tuple(loggers))
     finally:
         shutdown(ctx)
     if ctx.is_main and result.status == "finished" and cfg.eval_after and result.best_checkpoint is not None:
