@@ -77,6 +77,16 @@ BASELINE_SPECS: tuple[SRModelSpec, ...] = (
         paper="Ledig et al., Photo-Realistic Single Image Super-Resolution Using a GAN, CVPR 2017",
         default_loss="srresnet_loss",
         in_channels=None,
+        pretrained=(
+            PretrainedWeights(
+                tag="wild-cpu",
+                resource="tzbench_baselines:weights/srresnet-wild-cpu.safetensors",
+                sha256="c76af59e92fb5b28275397cb4dfaa85c4bb345d6d3fcb891cb4be9ed8cee1ec9",
+                summary=("cpu recipe on wild (6,000 steps x 16, best at step 2,000 by ppocr on val; MSE + TV, "
+                         "no VGG19 term), run 8; wild test: PSNR 23.24 (bicubic 22.57), ppocr 60.0% (62.7%), "
+                         "ppocrv2 40.2% (31.9%), crnn_tz 43.7% (41.7%)"),
+            ),
+        ),
     ),
     SRModelSpec(
         name="rrdb",
