@@ -46,6 +46,18 @@ def test_leaderboard_best_run_per_model_columns_from_that_run(store_url: str) ->
     assert [r.sr_model for r in s.leaderboard("synth", metric="psnr")] == ["srcnn", "tsrn"]
 
 
+def test_leaderboard_psnr_and_ssim_are_of_the_shown_subset(store_url: str) -> None:
+    s = Store(store_url)
+    rid = _eval_run(s, "srcnn", {"hard": 0.30, "all": 0.50}, 21.0)
+    s.add_results(rid, [ResultRow("hard", "-", "psnr", 19.0, n_samples=100),
+                        ResultRow("hard", "-", "ssim", 0.6, n_samples=100),
+                        ResultRow("all", "-", "ssim", 0.7, n_samples=300)])
+    assert {k: v for k, v in s.leaderboard("synth", "hard")[0].values.items() if k in ("psnr", "ssim")} == \
+        {"psnr": 19.0, "ssim": 0.6}
+    assert {k: v for k, v in s.leaderboard("synth", "all")[0].values.items() if k in ("psnr", "ssim")} == \
+        {"psnr": 21.0, "ssim": 0.7}
+
+
 def test_results_unique_and_replace(store_url: str) -> None:
     s = Store(store_url)
     rid = s.start_run(kind="train", sr_model="srcnn", benchmark="synth")

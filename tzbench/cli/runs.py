@@ -76,7 +76,7 @@ def leaderboard(
     for row in table:  # exports name what was read, not only the table title
         row.update(benchmark=benchmark, protocol=protocol, subset=subset.value)
     _emit(table, cols, format,
-          title=f"{benchmark} · {protocol} · accuracy on {subset.value} · ranked by {metric.value}"
+          title=f"{benchmark} · {protocol} · accuracy, psnr, ssim on {subset.value} · ranked by {metric.value}"
                 f"{'' if metric is not Metric.accuracy else f' ({judge})'}")
 
 

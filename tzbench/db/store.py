@@ -62,7 +62,7 @@ class LeaderboardRow:
     sr_model: str
     run_id: int
     score: float
-    #: ``acc_<subset>`` of the ranking judge, and ``psnr`` / ``ssim`` over all pairs.
+    #: ``acc_<subset>`` of the ranking judge, and ``psnr`` / ``ssim`` on the leaderboard's subset.
     values: dict[str, float]
     n_samples: int
     provider: str
@@ -365,7 +365,7 @@ class Store:
                         values[f"acc_{r.subset}"] = r.value
                         if r.subset == "all":
                             n = r.n_samples
-                    elif r.metric in ("psnr", "ssim") and r.subset == "all":
+                    elif r.metric in ("psnr", "ssim") and r.subset == subset:
                         values[r.metric] = r.value
                 rows.append(LeaderboardRow(model, run_id, float(score), values, n, run.provider, run.finished_at,
                                            judges, bool(run.comparable), "" if run.comparable else run.message or ""))
