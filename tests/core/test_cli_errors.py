@@ -251,3 +251,19 @@ def test_disable_plugin_takes_the_distribution_name(capsys: pytest.CaptureFixtur
     assert all(row.endswith(",disabled") for row in rows.values()), rows
     code, out, _ = run(["--disable-plugin", "tzbench", "list", "sr-models", "--format", "csv"], capsys)
     assert code == 0 and "srcnn" not in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["eval", "bicubic", "--data", "wild", "--set", "data.params.bogus=1"], "invalid params for dataset 'wild'"),
+    (["eval", "bicubic", "--data", "nosuch"], "unknown dataset 'nosuch'"),
+    (["train", "srcnn", "--set", "data.params.bogus=1"], "synth.bogus: Extra inputs are not permitted"),
+    (["train", "srcnn", "--data", "nosuch"], "unknown dataset 'nosuch'"),
+])
+def test_a_dataset_typo_leaves_no_database_behind(argv: list[str], message: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TZBENCH_DB", raising=False)  # the default store: ./tzbench.db
+    code, _, err = run([*argv, "--no-progress"], capsys)
+    assert code == 2 and message in err
+    assert list(tmp_path.iterdir()) == []

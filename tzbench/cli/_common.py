@@ -58,6 +58,12 @@ def _catalog(ctx: typer.Context) -> Catalog:
     return ctx.obj["catalog_factory"]()
 
 
+def _check_dataset(catalog: Catalog, dataset: str, params: dict[str, Any]) -> None:
+    """The dataset's name and params, checked before the store is opened: a typo there leaves no
+    database file behind (the subsets need the data itself; the runner checks them before the run row)."""
+    catalog.validate_params("datasets", dataset, params)
+
+
 def _store(db: str | None) -> Store:
     store = Store(db)
     store.reap_dead_runs()

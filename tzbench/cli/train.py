@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tzbench.catalog import Catalog
-from tzbench.cli._common import ConfigOpt, DbOpt, PretrainedOpt, SetOpt, _catalog, _config_yaml, _pretrained_checkpoint, _print_yaml, _show_run, _store, console, out
+from tzbench.cli._common import ConfigOpt, DbOpt, PretrainedOpt, SetOpt, _catalog, _check_dataset, _config_yaml, _pretrained_checkpoint, _print_yaml, _show_run, _store, console, out
 from tzbench.config import ConfigError, EvalConfig, TrainConfig, load_config
 from tzbench.db.store import Store, resolve_db_url
 
@@ -141,6 +141,7 @@ def _train_config(ctx: typer.Context, model: str, config: Path | None, sets: lis
         raise ConfigError(f"the config names model {cfg.model.name!r} but the command trains {model!r}")
     catalog = _catalog(ctx)
     catalog.validate_params("sr-models", model, cfg.model.params)
+    _check_dataset(catalog, cfg.data.dataset, cfg.data.params)
     if recipe_epochs and not any(s.startswith("steps=") for s in sets):
         from tzbench.report.reproduce import steps_for_epochs
 
@@ -249,6 +250,7 @@ def eval_(
     catalog.validate_params("sr-models", model, cfg.model.params)
     for j in cfg.judges:
         catalog.entry("recognizers", j)
+    _check_dataset(catalog, cfg.data.dataset, cfg.data.params)
     if print_config:
         _print_yaml(cfg)
         return
