@@ -93,14 +93,26 @@ def load_strict(
     source: str = "<state dict>",
     optional_suffixes: Iterable[str] = ("num_batches_tracked",),
     fill_missing: Mapping[str, torch.Tensor] | None = None,
+    expected: str = "",
 ) -> nn.Module:
     """Load ``state`` into ``model`` with strict key and shape checks.
 
     Keys ending with one of ``optional_suffixes`` may be absent (old BN checkpoints);
     ``fill_missing`` supplies values for other keys that may be absent (e.g. TPS buffers
     that are regenerated from constructor values). Anything else missing or unexpected,
-    or a shape mismatch, raises WeightsError naming the keys and ``source``.
+    or a shape mismatch, raises WeightsError naming the keys and ``source``, and ending
+    ``(expected <expected>)`` when given: what the file should have been, for the user.
     """
+    try:
+        return _load_strict(model, state, source, optional_suffixes, fill_missing)
+    except WeightsError as exc:
+        if not expected:
+            raise
+        raise WeightsError(f"{exc} (expected {expected})") from exc
+
+
+def _load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                 optional_suffixes: Iterable[str], fill_missing: Mapping[str, torch.Tensor] | None) -> nn.Module:
     state = strip_prefix(state)
     own = model.state_dict()
     fill = dict(fill_missing or {})

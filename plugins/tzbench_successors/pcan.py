@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench.weights import load_state_dict_file, load_strict
 
 __all__ = ["PCAN", "ParallelContextualAttentionBlock", "TextureAttention", "SqueezeExcitation",
            "load_official_pcan", "load_pcan_state_dict", "MIN_INPUT_SIZE"]
@@ -271,8 +271,5 @@ def load_official_pcan(model: PCAN, path: str | Path) -> PCAN:
 
 def load_pcan_state_dict(model: PCAN, state: Mapping[str, Tensor], source: str = "<state dict>") -> PCAN:
     """Strictly load an official-layout PCAN state dict (see :func:`load_official_pcan`)."""
-    try:
-        return load_strict(model, strip_prefix(state), source=source)  # type: ignore[return-value]
-    except WeightsError as exc:
-        raise WeightsError(f"{exc} (expected an official PCAN checkpoint for PCAN(mask={model.in_planes == 4}, "
-                           f"stn={model.stn}, srb_nums={model.srb_nums}))") from exc
+    expected = f"an official PCAN checkpoint for PCAN(mask={model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums})"
+    return load_strict(model, state, source=source, expected=expected)  # type: ignore[return-value]

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator
 from tzbench_successors.tpgsr import StageReadings, TextGuidedResidualBlock, UpsampleBlock
 
@@ -370,8 +370,5 @@ def load_official_tatt(model: TSRNTLTrans, path: str | Path) -> TSRNTLTrans:
 
 def load_tatt_state_dict(model: TSRNTLTrans, state: Mapping[str, Tensor], source: str = "<state dict>") -> TSRNTLTrans:
     """Strictly load an official-layout TSRN_TL_TRANS state dict (see :func:`load_official_tatt`)."""
-    try:
-        return load_strict(model, strip_prefix(state), source=source)  # type: ignore[return-value]
-    except WeightsError as exc:
-        raise WeightsError(f"{exc} (expected an official TATT TSRN_TL_TRANS checkpoint for TSRN_TL_TRANS(mask="
-                           f"{model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums}))") from exc
+    expected = f"an official TATT TSRN_TL_TRANS checkpoint for TSRN_TL_TRANS(mask={model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums})"
+    return load_strict(model, state, source=source, expected=expected)  # type: ignore[return-value]

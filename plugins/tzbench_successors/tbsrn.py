@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.attention import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
 
 __all__ = ["TBSRN", "FeatureEnhancer", "positional_encoding_2d", "load_official_tbsrn", "load_tbsrn_state_dict"]
@@ -243,8 +243,5 @@ def load_official_tbsrn(model: TBSRN, path: str | Path) -> TBSRN:
 
 def load_tbsrn_state_dict(model: TBSRN, state: Mapping[str, Tensor], source: str = "<state dict>") -> TBSRN:
     """Strictly load an official-layout TBSRN state dict (see :func:`load_official_tbsrn`)."""
-    try:
-        return load_strict(model, strip_prefix(state), source=source)  # type: ignore[return-value]
-    except WeightsError as exc:
-        raise WeightsError(f"{exc} (expected an official TBSRN checkpoint for TBSRN(mask={model.in_planes == 4}, "
-                           f"stn={model.stn}, srb_nums={model.srb_nums}))") from exc
+    expected = f"an official TBSRN checkpoint for TBSRN(mask={model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums})"
+    return load_strict(model, state, source=source, expected=expected)  # type: ignore[return-value]

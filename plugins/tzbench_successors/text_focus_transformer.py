@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.attention import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward, subsequent_mask
 
 __all__ = ["TextFocusTransformer", "ALPHABET", "load_text_focus_transformer"]
@@ -174,7 +174,5 @@ def load_text_focus_transformer(model: TextFocusTransformer, state: Mapping[str,
     if isinstance(state, (str, Path)):
         source = source or str(state)
         state = load_state_dict_file(state)
-    try:
-        return load_strict(model, strip_prefix(state), source=source or "<state dict>")  # type: ignore[return-value]
-    except WeightsError as exc:
-        raise WeightsError(f"{exc} (expected the scene-text-telescope transformer recognizer)") from exc
+    return load_strict(model, state, source=source or "<state dict>",  # type: ignore[return-value]
+                       expected="the scene-text-telescope transformer recognizer")

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
-from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
+from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator, probs_to_prior
 
 __all__ = ["TPGSR", "TSRNTL", "InfoGen", "StageReadings", "load_official_tsrn_tl", "load_tsrn_tl_state_dict",
@@ -291,8 +291,5 @@ def load_official_tsrn_tl(model: TSRNTL, path: str | Path) -> TSRNTL:
 
 def load_tsrn_tl_state_dict(model: TSRNTL, state: Mapping[str, Tensor], source: str = "<state dict>") -> TSRNTL:
     """Strictly load an official-layout TSRN_TL state dict (see :func:`load_official_tsrn_tl`)."""
-    try:
-        return load_strict(model, strip_prefix(state), source=source)  # type: ignore[return-value]
-    except WeightsError as exc:
-        raise WeightsError(f"{exc} (expected an official TPGSR TSRN_TL checkpoint for TSRN_TL(mask="
-                           f"{model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums}))") from exc
+    expected = f"an official TPGSR TSRN_TL checkpoint for TSRN_TL(mask={model.in_planes == 4}, stn={model.stn}, srb_nums={model.srb_nums})"
+    return load_strict(model, state, source=source, expected=expected)  # type: ignore[return-value]

@@ -147,8 +147,11 @@ def test_official_checkpoint_loads_strictly(tmp_path: Path, prefix: str) -> None
 
 def test_mismatched_checkpoint_is_refused_with_keys() -> None:
     state = TBSRN(stn=True, mask=True).state_dict()
-    with pytest.raises(WeightsError, match="stn_head|tps"):
+    with pytest.raises(WeightsError, match="stn_head|tps") as refused:
         load_tbsrn_state_dict(TBSRN(stn=False, mask=True), state)
+    # The message ends with what the file should have been, for the architecture asked for.
+    assert str(refused.value).endswith("(expected an official TBSRN checkpoint for TBSRN(mask=True, stn=False, "
+                                       "srb_nums=5))")
     del state["block2.feature_enhancer.linear.weight"]
     with pytest.raises(WeightsError, match="block2.feature_enhancer.linear.weight"):
         load_tbsrn_state_dict(TBSRN(stn=True, mask=True), state)
