@@ -27,7 +27,6 @@ a per-channel, per-position gate that multiplies the input.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
+from tzbench.layers.upsample import UpsampleBlock, upsample_stages
 from tzbench.weights import load_state_dict_file, load_strict
 
 __all__ = ["PCAN", "ParallelContextualAttentionBlock", "TextureAttention", "SqueezeExcitation",
@@ -147,19 +147,6 @@ class TextureAttention(nn.Module):
         return x * self.sigmoid(self.conv4(self.conv_f(reduced) + context))
 
 
-class UpsampleBlock(nn.Module):
-    """Conv3x3(C -> C*r^2) + PixelShuffle(r) + mish."""
-
-    def __init__(self, channels: int, up_scale: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels * up_scale**2, kernel_size=3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(up_scale)
-        self.prelu = _Mish()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.prelu(self.pixel_shuffle(self.conv(x)))
-
-
 class PCAN(nn.Module):
     """PCAN super-resolution network, (B, C, H/s, W/s) -> (B, C, H, W) in [-1, 1].
 
@@ -191,9 +178,7 @@ class PCAN(nn.Module):
         grid_sample_align_corners: bool = False,
     ) -> None:
         super().__init__()
-        upsample_blocks = int(math.log2(scale_factor))
-        if 2**upsample_blocks != scale_factor:
-            raise ValueError(f"scale_factor must be a power of two, got {scale_factor}")
+        upsample_blocks = upsample_stages(scale_factor)
         if srb_nums < 1:
             raise ValueError(f"srb_nums must be at least 1, got {srb_nums}")
         channels = 2 * hidden_units

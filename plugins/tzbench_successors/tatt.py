@@ -43,9 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
+from tzbench.layers.upsample import UpsampleBlock, upsample_stages
 from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator
-from tzbench_successors.tpgsr import StageReadings, TextGuidedResidualBlock, UpsampleBlock
+from tzbench_successors.tpgsr import StageReadings, TextGuidedResidualBlock
 
 __all__ = ["TATT", "TSRNTLTrans", "TPInterpreter", "RotationReadings", "load_official_tatt", "load_tatt_state_dict",
            "rotate_images"]
@@ -240,9 +241,7 @@ class TSRNTLTrans(nn.Module):
                  text_classes: int = PRIOR_CLASSES, stn_at_test: bool = False,
                  grid_sample_align_corners: bool = False) -> None:
         super().__init__()
-        upsample_blocks = int(math.log2(scale_factor))
-        if 2**upsample_blocks != scale_factor:
-            raise ValueError(f"scale_factor must be a power of two, got {scale_factor}")
+        upsample_blocks = upsample_stages(scale_factor)
         if hidden_units % 2:
             raise ValueError(f"TATT needs an even hidden_units (4 attention heads over 2 * hidden_units), got {hidden_units}")
         in_planes = 4 if mask else 3

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
+from tzbench.layers.upsample import UpsampleBlock, upsample_stages
 from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.attention import LayerNorm, MultiHeadedAttention, PositionwiseFeedForward
 
@@ -127,19 +128,6 @@ class SelfAttentionResidualBlock(nn.Module):
         return x + residual.reshape(b, c, h, w)
 
 
-class UpsampleBlock(nn.Module):
-    """Conv3x3(C -> C*r^2) + PixelShuffle(r) + mish."""
-
-    def __init__(self, channels: int, up_scale: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels * up_scale**2, kernel_size=3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(up_scale)
-        self.prelu = _Mish()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.prelu(self.pixel_shuffle(self.conv(x)))
-
-
 class TBSRN(nn.Module):
     """TBSRN super-resolution network, (B, C, H/s, W/s) -> (B, C, H, W) in [-1, 1].
 
@@ -171,9 +159,7 @@ class TBSRN(nn.Module):
         grid_sample_align_corners: bool = False,
     ) -> None:
         super().__init__()
-        upsample_blocks = int(math.log2(scale_factor))
-        if 2**upsample_blocks != scale_factor:
-            raise ValueError(f"scale_factor must be a power of two, got {scale_factor}")
+        upsample_blocks = upsample_stages(scale_factor)
         if hidden_units % 2:
             raise ValueError(f"hidden_units must be even (2-D positional encoding), got {hidden_units}")
         in_planes = 4 if mask else 3

@@ -29,7 +29,6 @@ weights), both trained by the runner's loss unless ``finetune_prior=False``.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 
 from tzbench.layers.recurrent import Mish, RowBiGRU
 from tzbench.layers.tps import STNHead, TPSSpatialTransformer
+from tzbench.layers.upsample import UpsampleBlock, upsample_stages
 from tzbench.weights import load_state_dict_file, load_strict
 from tzbench_successors.text_prior import PRIOR_CLASSES, PRIOR_FRAMES, layout_probs, make_prior_generator, probs_to_prior
 
@@ -94,19 +94,6 @@ class InfoGen(nn.Module):
         return F.relu(self.bn4(self.tconv4(x)))
 
 
-class UpsampleBlock(nn.Module):
-    """Conv3x3(C -> C*r^2) + PixelShuffle(r) + mish."""
-
-    def __init__(self, channels: int, up_scale: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels * up_scale**2, kernel_size=3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(up_scale)
-        self.prelu = _Mish()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.prelu(self.pixel_shuffle(self.conv(x)))
-
-
 @dataclass(frozen=True)
 class StageReadings:
     """What a training forward of :class:`TPGSR` leaves on its output for ``tpgsr_loss``:
@@ -139,9 +126,7 @@ class TSRNTL(nn.Module):
                  text_classes: int = PRIOR_CLASSES, stn_at_test: bool = False,
                  grid_sample_align_corners: bool = False) -> None:
         super().__init__()
-        upsample_blocks = int(math.log2(scale_factor))
-        if 2**upsample_blocks != scale_factor:
-            raise ValueError(f"scale_factor must be a power of two, got {scale_factor}")
+        upsample_blocks = upsample_stages(scale_factor)
         in_planes = 4 if mask else 3
         channels = 2 * hidden_units
         self.in_planes = self.in_channels = in_planes

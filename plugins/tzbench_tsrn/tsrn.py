@@ -27,7 +27,6 @@ outputs (1e-5) and gradients up to float32 rounding (tests/plugins/test_tsrn_fas
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from torch import Tensor, nn
 
 from tzbench.weights import WeightsError, load_state_dict_file, load_strict, strip_prefix
 from tzbench.layers.tps import STN_INPUT_SIZE, STNHead, TPSSpatialTransformer
+from tzbench.layers.upsample import UpsampleBlock, upsample_stages
 from tzbench.layers.recurrent import Mish, RowBiGRU, mish
 from tzbench_tsrn.gru import bigru_2d
 from tzbench_tsrn.mish import fast_mish
@@ -80,19 +80,6 @@ class RecurrentResidualBlock(nn.Module):
         residual = self.bn2(self.conv2(fast_mish(self.bn1(self.conv1(x)))))
         residual = self.gru1.forward_fast(residual, seq_dim=2)
         return self.gru2.forward_fast(x + residual, seq_dim=3)
-
-
-class UpsampleBlock(nn.Module):
-    """Conv3x3(C -> C*r^2) + PixelShuffle(r) + mish."""
-
-    def __init__(self, channels: int, up_scale: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels * up_scale**2, kernel_size=3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(up_scale)
-        self.prelu = _Mish()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.prelu(self.pixel_shuffle(self.conv(x)))
 
 
 def _subpixel_index(kernel: int, r: int) -> tuple[Tensor, int]:
@@ -173,9 +160,7 @@ class TSRN(nn.Module):
         grid_sample_align_corners: bool = False,
     ) -> None:
         super().__init__()
-        upsample_blocks = int(math.log2(scale_factor))
-        if 2**upsample_blocks != scale_factor:
-            raise ValueError(f"scale_factor must be a power of two, got {scale_factor}")
+        upsample_blocks = upsample_stages(scale_factor)
         in_planes = 4 if mask else 3
         channels = 2 * hidden_units
         self.scale_factor = scale_factor

@@ -4,4 +4,5 @@
 TSRN, which ASTER's rectifier and the baselines' ``stn=true`` variants use too.
 :mod:`tzbench.layers.recurrent`: mish and TSRN's row BiGRU block in their official formulation, which
 TSRN and its successors (tbsrn, pcan, tpgsr, tatt) build on.
+:mod:`tzbench.layers.upsample`: their x2 sub-pixel upsampling stage and the power-of-two scale check.
 """
