@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tz.db'}"
     return request.getfixturevalue("pg_server").new_database()
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -34,6 +34,8 @@ __all__ = [
     "load_tps_ctor_buffers",
     "assert_tps_buffers_match",
     "TPS_INVERSE_ATOL",
+    "ModelReference",
+    "max_diff",
 ]
 
 _DEFAULT_REL = Path("..") / "shared" / "reference"
@@ -210,3 +212,30 @@ def assert_tps_buffers_match(got: dict[str, torch.Tensor], want: dict[str, np.nd
     residual = float((got[f"{prefix}inverse_kernel"].double() @ forward - torch.eye(n + 3, dtype=torch.float64)).abs().max())
     if residual > TPS_INVERSE_RESIDUAL:
         raise AssertionError(f"{prefix}inverse_kernel inverts the TPS kernel only to {residual:.2e}")
+
+
+class ModelReference:
+    """One model's folder of facts from its official code, ``tests/reference/<model>/`` (generated
+    outside the repo by the scripts its README names): cases, state-dict keys, parameter counts."""
+
+    def __init__(self, model: str) -> None:
+        self.path = Path(__file__).resolve().parent / "reference" / model
+
+    def case(self, name: str) -> dict[str, np.ndarray]:
+        """All arrays of ``<name>.case0.npz``."""
+        with np.load(self.path / f"{name}.case0.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    def keys(self, name: str) -> list[tuple[str, tuple[int, ...], str]]:
+        """The ordered ``(key, shape, dtype)`` list of ``<name>.keys.json``."""
+        return [(k, tuple(s), d) for k, s, d in json.loads((self.path / f"{name}.keys.json").read_text())]
+
+    def counts(self) -> dict[str, Any]:
+        """``param_counts.json``: the official models' parameter counts."""
+        return json.loads((self.path / "param_counts.json").read_text())
+
+
+def max_diff(got: torch.Tensor, want: np.ndarray) -> float:
+    """Largest absolute difference of ``got`` from the reference array (shapes must agree)."""
+    assert tuple(got.shape) == want.shape
+    return float(np.abs(got.detach().numpy() - want).max())

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import apply_rule_a
+from reference_cases import ModelReference, apply_rule_a, max_diff
 from tzbench.errors import TzbenchError
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
@@ -26,7 +26,8 @@ from tzbench_successors.pcan import PCAN, load_official_pcan, load_pcan_state_di
 from tzbench_successors.pcan_loss import PCANLoss, edge_map
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_losses, register_sr_models
 
-REF = Path(__file__).resolve().parents[1] / "reference" / "pcan"
+REFERENCE = ModelReference("pcan")
+REF = REFERENCE.path
 NATURAL_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points",
                 "stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
 #: name -> constructor kwargs of the reference case
@@ -34,30 +35,8 @@ CASES = {"pcan": {"stn": True, "mask": True}, "pcan_nostn_nomask": {"stn": False
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _case(name: str) -> dict[str, np.ndarray]:
-    with np.load(REF / f"{name}.case0.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _keys(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    return [(k, tuple(s), d) for k, s, d in json.loads((REF / f"{name}.keys.json").read_text())]
-
-
-def _counts() -> dict:
-    return json.loads((REF / "param_counts.json").read_text())
-
-
-def _max_diff(got: torch.Tensor, want: np.ndarray) -> float:
-    assert tuple(got.shape) == want.shape
-    return float(np.abs(got.detach().numpy() - want).max())
+def _single_thread(single_thread: None) -> None:
+    """Every test here on one thread (see reference_cases.single_thread)."""
 
 
 def _rule_a(name: str, natural: bool = False) -> PCAN:
@@ -68,12 +47,12 @@ def _rule_a(name: str, natural: bool = False) -> PCAN:
 def test_state_dict_layout_and_counts_match_official(name: str) -> None:
     model = PCAN(**CASES[name])
     got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
-    assert got == _keys(name)
-    assert sum(p.numel() for p in model.parameters()) == _counts()[name]["params"]
+    assert got == REFERENCE.keys(name)
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE.counts()[name]["params"]
 
 
 def test_parameter_counts_of_all_four_variants() -> None:
-    counts = _counts()
+    counts = REFERENCE.counts()
     for stn in (True, False):
         for mask in (True, False):
             n = sum(p.numel() for p in PCAN(stn=stn, mask=mask).parameters())
@@ -83,34 +62,34 @@ def test_parameter_counts_of_all_four_variants() -> None:
 
 def test_input_is_the_reference_input() -> None:
     g = torch.Generator().manual_seed(0)
-    assert np.array_equal(torch.rand((2, 4, 16, 64), generator=g).numpy(), _case("pcan")["input"])
+    assert np.array_equal(torch.rand((2, 4, 16, 64), generator=g).numpy(), REFERENCE.case("pcan")["input"])
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_eval_output_parity(name: str) -> None:
-    case = _case(name)
+    case = REFERENCE.case(name)
     model = _rule_a(name).eval()
     x = torch.from_numpy(case["input"])
     with torch.no_grad():
-        assert _max_diff(model(x), case["out_eval"]) < 1e-5
+        assert max_diff(model(x), case["out_eval"]) < 1e-5
         feat1, feats = model.pcab_features(x)
-    assert _max_diff(feat1[:1, :8], case["eval_block1_sample0_ch0_7"]) < 1e-5
-    assert _max_diff(feats[0][:1, :8], case["eval_block2_sample0_ch0_7"]) < 1e-5
-    assert _max_diff(feats[1][:1, :8], case["eval_block3_sample0_ch0_7"]) < 1e-5
+    assert max_diff(feat1[:1, :8], case["eval_block1_sample0_ch0_7"]) < 1e-5
+    assert max_diff(feats[0][:1, :8], case["eval_block2_sample0_ch0_7"]) < 1e-5
+    assert max_diff(feats[1][:1, :8], case["eval_block3_sample0_ch0_7"]) < 1e-5
 
 
 @pytest.mark.parametrize(("name", "suffix"), [("pcan", ""), ("pcan", "_naturalstn"), ("pcan_nostn_nomask", "")])
 def test_train_mode_parity(name: str, suffix: str) -> None:
     """Train mode: the STN (4-channel model) on the 32x64 resize, batch-statistics BN."""
-    case = _case(name)
+    case = REFERENCE.case(name)
     model = _rule_a(name, natural=bool(suffix)).train()
     x = torch.from_numpy(case["input"])
     with torch.no_grad():
-        assert _max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
+        assert max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
         if model.stn:
             rectified, ctrl = model.rectify(x)
-            assert _max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
-            assert _max_diff(rectified[:1], case[f"train_rectified_sample0{suffix}"]) < 2e-3
+            assert max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
+            assert max_diff(rectified[:1], case[f"train_rectified_sample0{suffix}"]) < 2e-3
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -120,7 +99,7 @@ def test_official_training_step_loss_and_gradients(name: str) -> None:
 
     Analytically zero gradients are float noise (~1e-7) in both: the biases of convs followed by
     batch-statistics BN, and the whole STN head behind the zero ``stn_fc2.weight``."""
-    case = _case(name)
+    case = REFERENCE.case(name)
     model = _rule_a(name, natural=CASES[name]["stn"]).train()
     g = torch.Generator().manual_seed(0)
     x = torch.rand(case["input"].shape, generator=g)
@@ -133,13 +112,13 @@ def test_official_training_step_loss_and_gradients(name: str) -> None:
     want = case["trainstep_grad_norms"]
     assert norms.shape == want.shape and (want >= 0).all() and (want > 1e-3).sum() > 0.8 * len(want)
     np.testing.assert_allclose(norms, want, rtol=1e-4, atol=1e-5)
-    assert _max_diff(model.block1[0].bias.grad, case["trainstep_grad_block1_0_bias"]) < 1e-5 * float(
+    assert max_diff(model.block1[0].bias.grad, case["trainstep_grad_block1_0_bias"]) < 1e-5 * float(
         np.abs(case["trainstep_grad_block1_0_bias"]).max())
 
 
 def test_eval_mode_skips_the_stn_unless_asked() -> None:
     model = _rule_a("pcan", natural=True).eval()
-    x = torch.from_numpy(_case("pcan")["input"])
+    x = torch.from_numpy(REFERENCE.case("pcan")["input"])
     with torch.no_grad():
         plain = model(x)
         model.stn_at_test = True
@@ -175,7 +154,7 @@ LOSS_TAGS = [(gp, eg) for gp in (False, True) for eg in (False, True)]
 @pytest.mark.parametrize(("gradient", "edge"), LOSS_TAGS)
 def test_loss_parity(gradient: bool, edge: bool) -> None:
     """``ImageLoss(gradient, edge, [1, 1e-4, 1e-4])`` on rand (2,4,32,128) pairs: value, parts, gradient."""
-    case = _case("pcan_loss")
+    case = REFERENCE.case("pcan_loss")
     scalars = json.loads((REF / "pcan_loss.case0.json").read_text())
     g = torch.Generator().manual_seed(0)
     sr = torch.rand((2, 4, 32, 128), generator=g)
@@ -194,16 +173,16 @@ def test_loss_parity(gradient: bool, edge: bool) -> None:
             assert parts[term] == pytest.approx(scalars[f"{term}_term"], rel=1e-5)
     if edge:
         want = case[f"grad_sr_sample0_{tag}"]
-        assert _max_diff(s.grad[:1], want) < 1e-5 * float(np.abs(want).max())
+        assert max_diff(s.grad[:1], want) < 1e-5 * float(np.abs(want).max())
 
 
 def test_edge_map_is_the_official_map_of_each_channel() -> None:
     """The official (3,3,3,3)-expanded Sobel gives three equal channels, each our channel-sum map."""
     g = torch.Generator().manual_seed(0)
     sr = torch.rand((2, 4, 32, 128), generator=g)
-    want = _case("pcan_loss")["edge_map_sr_sample0"]
+    want = REFERENCE.case("pcan_loss")["edge_map_sr_sample0"]
     assert want.shape == (1, 3, 32, 128) and np.abs(want - want[:, :1]).max() == 0.0
-    assert _max_diff(edge_map(sr[:1, :3]).expand(-1, 3, -1, -1), want) < 1e-5
+    assert max_diff(edge_map(sr[:1, :3]).expand(-1, 3, -1, -1), want) < 1e-5
 
 
 def test_loss_scale_weights_and_bad_input() -> None:

@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import apply_rule_a, apply_rule_b
+from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -34,7 +34,8 @@ from tzbench_successors.tatt_loss import TATTLoss, tri_ssim
 from tzbench_successors.tatt_params import TATTLossParams, TATTParams
 from tzbench_successors.tpgsr_loss import TPGSRLoss
 
-REF = Path(__file__).resolve().parents[1] / "reference" / "tatt"
+REFERENCE = ModelReference("tatt")
+REF = REFERENCE.path
 TPS4 = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
 PE = ("infoGen.pe.pe",)
 NATURAL_KEEP = TPS4 + PE + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
@@ -44,12 +45,8 @@ SMALL = {"srb_nums": 1, "hidden_units": 8}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(single_thread: None) -> None:
+    """Every test here on one thread (see reference_cases.single_thread)."""
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +58,6 @@ def case() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def ctor_state() -> dict[str, torch.Tensor]:
     return TSRNTLTrans().state_dict()
-
-
-def _counts() -> dict:
-    return json.loads((REF / "param_counts.json").read_text())
-
-
-def _max_diff(got: torch.Tensor, want: np.ndarray) -> float:
-    assert tuple(got.shape) == want.shape
-    return float(np.abs(got.detach().numpy() - want).max())
 
 
 def _model(rule: str) -> TSRNTLTrans:
@@ -92,7 +80,7 @@ def test_state_dict_layout_and_counts_match_official() -> None:
     model = TSRNTLTrans()
     got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
     assert got == json.loads((REF / "tatt.keys.json").read_text())
-    counts = _counts()
+    counts = REFERENCE.counts()
     assert sum(p.numel() for p in model.parameters()) == counts["tatt"]["params"] == 7_608_334  # the issue's 7.61M
     assert sum(p.numel() for p in model.infoGen.parameters()) == counts["tatt_infogen"] == 4_906_177  # 4.91M
     assert sum(p.numel() for p in model.infoGen.transformer.parameters()) == counts["tatt_infogen_transformer"]
@@ -120,15 +108,15 @@ def test_eval_output_parity(case: dict[str, np.ndarray], rule: str) -> None:
     model = _model(rule).eval()
     x, prior, prior2 = _inputs(case)
     with torch.no_grad():
-        assert _max_diff(model(x, prior), case[f"out_eval{tag}"]) < TOL
-        assert _max_diff(model(x, prior2)[:1], case[f"out_eval_prior2_sample0{tag}"]) < TOL
-        assert _max_diff(model(x[:1]), case[f"out_eval_noprior_sample0{tag}"]) < TOL
+        assert max_diff(model(x, prior), case[f"out_eval{tag}"]) < TOL
+        assert max_diff(model(x, prior2)[:1], case[f"out_eval_prior2_sample0{tag}"]) < TOL
+        assert max_diff(model(x[:1]), case[f"out_eval_noprior_sample0{tag}"]) < TOL
         feat1 = model.block1(x)
         text, attention = model.text_map(feat1, prior)
-        assert _max_diff(text[:1, :8], case[f"eval_tp_map_sample0_ch0_7{tag}"]) < TOL
-        assert _max_diff(model.block2(feat1, text)[:1, :8], case[f"eval_block2_sample0_ch0_7{tag}"]) < TOL
+        assert max_diff(text[:1, :8], case[f"eval_tp_map_sample0_ch0_7{tag}"]) < TOL
+        assert max_diff(model.block2(feat1, text)[:1, :8], case[f"eval_block2_sample0_ch0_7{tag}"]) < TOL
         if rule == "B":
-            assert _max_diff(attention[:1], case["eval_attn_weights_sample0_ruleB"]) < TOL
+            assert max_diff(attention[:1], case["eval_attn_weights_sample0_ruleB"]) < TOL
 
 
 def test_rule_b_cases_see_the_prior(case: dict[str, np.ndarray]) -> None:
@@ -144,7 +132,7 @@ def test_rule_b_cases_see_the_prior(case: dict[str, np.ndarray]) -> None:
     with torch.no_grad():
         shuffled = prior[:, :, :, torch.randperm(prior.shape[-1], generator=torch.Generator().manual_seed(0))]
         # the frame order matters (the positional table): 8.8e-5 here
-        assert _max_diff(model(x, shuffled)[:1], case["out_eval_ruleB"][:1]) > 5 * TOL
+        assert max_diff(model(x, shuffled)[:1], case["out_eval_ruleB"][:1]) > 5 * TOL
 
 
 def _no_dropout(model: TSRNTLTrans) -> TSRNTLTrans:
@@ -166,14 +154,14 @@ def test_train_mode_parity(case: dict[str, np.ndarray], ctor_state: dict[str, to
     base = _with_ctor(_model(rule), ctor_state, keep)
     with torch.no_grad():
         plain = _no_dropout(copy.deepcopy(base)).train()
-        assert _max_diff(plain(x, prior)[:1], case[f"out_train_nodropout_sample0{suffix}"]) < TOL
+        assert max_diff(plain(x, prior)[:1], case[f"out_train_nodropout_sample0{suffix}"]) < TOL
         _, ctrl = plain.stn_head(x)
-        assert _max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < TOL
+        assert max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < TOL
         model = base.train()
         torch.manual_seed(1234)
-        assert _max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) < TOL
+        assert max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) < TOL
         torch.manual_seed(4321)
-        assert _max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) > 1e-3
+        assert max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) > 1e-3
 
 
 def test_official_training_step_loss_and_gradients(case: dict[str, np.ndarray]) -> None:
@@ -315,16 +303,16 @@ def test_rotation_and_tri_ssim_parity() -> None:
     assert np.array_equal(arc.numpy(), case["arc"]) and np.array_equal(offs.numpy(), case["rand_offs"])
     sr = sr.requires_grad_(True)
     rotated = rotate_images(sr, arc, offs)
-    assert _max_diff(rotated[:, :1], case["rotated_sr_ch0"]) < TOL
+    assert max_diff(rotated[:, :1], case["rotated_sr_ch0"]) < TOL
     hr_rot = rotate_images(hr, arc, offs)
-    assert _max_diff(rotate_images(hr_rot, -arc, offs)[:, :1], case["rotated_hr_back_ch0"]) < TOL
+    assert max_diff(rotate_images(hr_rot, -arc, offs)[:, :1], case["rotated_hr_back_ch0"]) < TOL
     tssim = (1 - tri_ssim(rotated, sr_rot, hr_rot)) * 10
     assert float(tssim.detach()) == pytest.approx(float(case["tssim_x10"]), rel=1e-5)
     tssim.backward()
-    assert _max_diff(sr.grad[:, :1], case["grad_sr_ch0"]) < TOL
+    assert max_diff(sr.grad[:, :1], case["grad_sr_ch0"]) < TOL
     with torch.no_grad():
         assert float(tri_ssim(sr, sr_rot, hr)) == pytest.approx(float(case["tri_ssim_plain"]), rel=1e-5)
-        assert _max_diff(tri_ssim(sr, sr_rot, hr, size_average=False), case["tri_ssim_per_sample"]) < TOL
+        assert max_diff(tri_ssim(sr, sr_rot, hr, size_average=False), case["tri_ssim_per_sample"]) < TOL
         assert float(tri_ssim(hr, hr, hr)) == pytest.approx(1.0, abs=1e-5)
 
 

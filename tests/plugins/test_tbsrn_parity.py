@@ -8,21 +8,21 @@ without STN, and the plugin registration.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from reference_cases import apply_rule_a
+from reference_cases import ModelReference, apply_rule_a, max_diff
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
 from tzbench_successors.params import TBSRNParams
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
 from tzbench_successors.tbsrn import TBSRN, load_official_tbsrn, load_tbsrn_state_dict, positional_encoding_2d
 
-REF = Path(__file__).resolve().parents[1] / "reference" / "tbsrn"
+REFERENCE = ModelReference("tbsrn")
+REF = REFERENCE.path
 NATURAL_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points",
                 "stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
 #: name -> constructor kwargs of the reference case
@@ -30,30 +30,8 @@ CASES = {"tbsrn": {"stn": True, "mask": True}, "tbsrn_nostn_nomask": {"stn": Fal
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _case(name: str) -> dict[str, np.ndarray]:
-    with np.load(REF / f"{name}.case0.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _keys(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    return [(k, tuple(s), d) for k, s, d in json.loads((REF / f"{name}.keys.json").read_text())]
-
-
-def _counts() -> dict:
-    return json.loads((REF / "param_counts.json").read_text())
-
-
-def _max_diff(got: torch.Tensor, want: np.ndarray) -> float:
-    assert tuple(got.shape) == want.shape
-    return float(np.abs(got.detach().numpy() - want).max())
+def _single_thread(single_thread: None) -> None:
+    """Every test here on one thread (see reference_cases.single_thread)."""
 
 
 def _no_dropout(model: torch.nn.Module) -> torch.nn.Module:
@@ -67,12 +45,12 @@ def _no_dropout(model: torch.nn.Module) -> torch.nn.Module:
 def test_state_dict_layout_and_counts_match_official(name: str) -> None:
     model = TBSRN(**CASES[name])
     got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
-    assert got == _keys(name)
-    assert sum(p.numel() for p in model.parameters()) == _counts()[name]["params"]
+    assert got == REFERENCE.keys(name)
+    assert sum(p.numel() for p in model.parameters()) == REFERENCE.counts()[name]["params"]
 
 
 def test_parameter_counts_of_all_four_variants() -> None:
-    counts = _counts()
+    counts = REFERENCE.counts()
     for stn in (True, False):
         for mask in (True, False):
             n = sum(p.numel() for p in TBSRN(stn=stn, mask=mask).parameters())
@@ -84,49 +62,49 @@ def test_parameter_counts_of_all_four_variants() -> None:
 def test_positional_encoding_matches_official() -> None:
     with np.load(REF / "tbsrn_posenc.npz") as z:
         want = z["pe"]
-    assert _max_diff(positional_encoding_2d(64, 16, 64), want) == 0.0
+    assert max_diff(positional_encoding_2d(64, 16, 64), want) == 0.0
     with pytest.raises(ValueError, match="divisible by 4"):
         positional_encoding_2d(30, 16, 64)
 
 
 def test_input_is_the_reference_input() -> None:
     g = torch.Generator().manual_seed(0)
-    assert np.array_equal(torch.rand((2, 4, 16, 64), generator=g).numpy(), _case("tbsrn")["input"])
+    assert np.array_equal(torch.rand((2, 4, 16, 64), generator=g).numpy(), REFERENCE.case("tbsrn")["input"])
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_eval_output_parity(name: str) -> None:
-    case = _case(name)
+    case = REFERENCE.case(name)
     model = apply_rule_a(TBSRN(**CASES[name])).eval()
     x = torch.from_numpy(case["input"])
     with torch.no_grad():
-        assert _max_diff(model(x), case["out_eval"]) < 1e-5
+        assert max_diff(model(x), case["out_eval"]) < 1e-5
         feat1 = model.block1(x)
-        assert _max_diff(feat1[:1], case["eval_block1_sample0"]) < 1e-5
-        assert _max_diff(model.block2(feat1)[:1], case["eval_block2_sample0"]) < 1e-5
+        assert max_diff(feat1[:1], case["eval_block1_sample0"]) < 1e-5
+        assert max_diff(model.block2(feat1)[:1], case["eval_block2_sample0"]) < 1e-5
 
 
 @pytest.mark.parametrize(("name", "suffix"), [("tbsrn", ""), ("tbsrn", "_naturalstn"), ("tbsrn_nostn_nomask", "")])
 def test_train_mode_parity(name: str, suffix: str) -> None:
     """Train mode: the STN (4-channel model), batch-statistics BN, and dropout. Dropout draws
     from torch's global generator in the official order, so the seeded run matches too."""
-    case = _case(name)
+    case = REFERENCE.case(name)
     model = apply_rule_a(TBSRN(**CASES[name]), keep_keys=NATURAL_KEEP if suffix else ()).train()
     x = torch.from_numpy(case["input"])
     with torch.no_grad():
         torch.manual_seed(0)
-        assert _max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
+        assert max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
         _no_dropout(model)
-        assert _max_diff(model(x), case[f"out_train_nodropout{suffix}"]) < 1e-5
+        assert max_diff(model(x), case[f"out_train_nodropout{suffix}"]) < 1e-5
         if model.stn:
             rectified, ctrl = model.rectify(x)
-            assert _max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
-            assert _max_diff(rectified, case[f"train_rectified{suffix}"]) < 2e-3
+            assert max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
+            assert max_diff(rectified, case[f"train_rectified{suffix}"]) < 2e-3
 
 
 def test_eval_mode_skips_the_stn_unless_asked() -> None:
     model = apply_rule_a(TBSRN(stn=True, mask=True)).eval()
-    x = torch.from_numpy(_case("tbsrn")["input"])
+    x = torch.from_numpy(REFERENCE.case("tbsrn")["input"])
     with torch.no_grad():
         plain = model(x)
         model.stn_at_test = True

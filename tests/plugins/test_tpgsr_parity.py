@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import apply_rule_a, apply_rule_b
+from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -38,7 +38,8 @@ from tzbench_successors.tpgsr import (
 from tzbench_successors.tpgsr_loss import TPGSRLoss
 from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
-REF = Path(__file__).resolve().parents[1] / "reference" / "tpgsr"
+REFERENCE = ModelReference("tpgsr")
+REF = REFERENCE.path
 TPS4 = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
 NATURAL_KEEP = TPS4 + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
 RULEB_KEEP = TPS4 + ("stn_head.stn_fc2.bias",)
@@ -47,26 +48,8 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Small tensors: two OpenMP threads on a busy 2-core machine cost more than they gain."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _case(name: str = "tpgsr") -> dict[str, np.ndarray]:
-    with np.load(REF / f"{name}.case0.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
-def _counts() -> dict:
-    return json.loads((REF / "param_counts.json").read_text())
-
-
-def _max_diff(got: torch.Tensor, want: np.ndarray) -> float:
-    assert tuple(got.shape) == want.shape
-    return float(np.abs(got.detach().numpy() - want).max())
+def _single_thread(single_thread: None) -> None:
+    """Every test here on one thread (see reference_cases.single_thread)."""
 
 
 def _model(rule: str = "A", natural: bool = False) -> TSRNTL:
@@ -83,7 +66,7 @@ def test_state_dict_layout_and_counts_match_official() -> None:
     model = TSRNTL()
     got = [(k, list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
     assert got == [tuple(e) for e in json.loads((REF / "tpgsr.keys.json").read_text())]
-    counts = _counts()
+    counts = REFERENCE.counts()
     assert sum(p.numel() for p in model.parameters()) == counts["tpgsr"]["params"] == 3_545_869  # the issue's 3.55M
     assert sum(p.numel() for p in model.infoGen.parameters()) == counts["tpgsr_infogen"]
     assert sum(p.numel() for p in model.stn_head.parameters()) == counts["tpgsr_stn_head"]
@@ -98,11 +81,11 @@ def test_prior_generator_is_the_catalog_crnn_layout() -> None:
     net = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
     got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in net.state_dict().items()]
     assert got == json.loads((REF / "tpg_crnn.keys.json").read_text())
-    assert sum(p.numel() for p in net.parameters()) == _counts()["tpg_crnn"]["params"]
+    assert sum(p.numel() for p in net.parameters()) == REFERENCE.counts()["tpg_crnn"]["params"]
 
 
 def test_inputs_are_the_reference_inputs() -> None:
-    case = _case()
+    case = REFERENCE.case("tpgsr")
     g = torch.Generator().manual_seed(0)
     x = torch.rand((2, 4, 16, 64), generator=g)
     p1, p2 = torch.rand((2, 37, 1, 26), generator=g), torch.rand((2, 37, 1, 26), generator=g)
@@ -113,25 +96,25 @@ def test_inputs_are_the_reference_inputs() -> None:
 
 @pytest.mark.parametrize("rule", ["A", "B"])
 def test_eval_output_parity(rule: str) -> None:
-    case, tag = _case(), "" if rule == "A" else "_ruleB"
+    case, tag = REFERENCE.case("tpgsr"), "" if rule == "A" else "_ruleB"
     x, prior, prior2 = _inputs(case)
     model = _model(rule).eval()
     with torch.no_grad():
-        assert _max_diff(model(x, prior), case[f"out_eval{tag}"]) < TOL
-        assert _max_diff(model(x, prior2)[:1], case[f"out_eval_prior2_sample0{tag}"]) < TOL
-        assert _max_diff(model(x)[:1], case[f"out_eval_noprior_sample0{tag}"]) < TOL
-        assert _max_diff(model.infoGen(prior)[:1, :8], case[f"eval_infogen_raw_sample0{tag}"]) < TOL
+        assert max_diff(model(x, prior), case[f"out_eval{tag}"]) < TOL
+        assert max_diff(model(x, prior2)[:1], case[f"out_eval_prior2_sample0{tag}"]) < TOL
+        assert max_diff(model(x)[:1], case[f"out_eval_noprior_sample0{tag}"]) < TOL
+        assert max_diff(model.infoGen(prior)[:1, :8], case[f"eval_infogen_raw_sample0{tag}"]) < TOL
         text = model.text_map(prior, (16, 64))
-        assert _max_diff(text[:1, :8], case[f"eval_text_map_sample0_ch0_7{tag}"]) < TOL
+        assert max_diff(text[:1, :8], case[f"eval_text_map_sample0_ch0_7{tag}"]) < TOL
         feat1 = model.block1(x)
-        assert _max_diff(feat1[:1, :8], case[f"eval_block1_sample0_ch0_7{tag}"]) < TOL
-        assert _max_diff(model.block2(feat1, text)[:1, :8], case[f"eval_block2_sample0_ch0_7{tag}"]) < TOL
+        assert max_diff(feat1[:1, :8], case[f"eval_block1_sample0_ch0_7{tag}"]) < TOL
+        assert max_diff(model.block2(feat1, text)[:1, :8], case[f"eval_block2_sample0_ch0_7{tag}"]) < TOL
 
 
 def test_rule_b_cases_see_the_prior() -> None:
     """The prior's effect on the output is far above the tolerance under rule B (so the cases
     above would catch a broken prior path) and below it under rule A (so rule A alone cannot)."""
-    case = _case()
+    case = REFERENCE.case("tpgsr")
     effect_b = np.abs(case["out_eval_ruleB"][:1] - case["out_eval_prior2_sample0_ruleB"]).max()
     effect_a = np.abs(case["out_eval"][:1] - case["out_eval_prior2_sample0"]).max()
     assert effect_b > 20 * TOL and effect_a < TOL
@@ -139,26 +122,26 @@ def test_rule_b_cases_see_the_prior() -> None:
     model = _model("B").eval()
     with torch.no_grad():  # a prior fed in the wrong layout (frames and classes swapped) misses
         wrong = model(x, prior.flip(-1))
-    assert _max_diff(wrong, case["out_eval_ruleB"]) > 10 * TOL
+    assert max_diff(wrong, case["out_eval_ruleB"]) > 10 * TOL
 
 
 @pytest.mark.parametrize(("rule", "suffix"), [("A", ""), ("A", "_naturalstn"), ("B", "")])
 def test_train_mode_parity(rule: str, suffix: str) -> None:
     """Train mode: the STN on the 16x64 input itself (no resize), batch-statistics BN."""
-    case, tag = _case(), "" if rule == "A" else "_ruleB"
+    case, tag = REFERENCE.case("tpgsr"), "" if rule == "A" else "_ruleB"
     x, prior, _ = _inputs(case)
     model = _model(rule, natural=bool(suffix)).train()
     with torch.no_grad():
-        assert _max_diff(model(x, prior), case[f"out_train{suffix}{tag}"]) < TOL
+        assert max_diff(model(x, prior), case[f"out_train{suffix}{tag}"]) < TOL
         _, ctrl = model.rectify(x)
-        assert _max_diff(ctrl, case[f"train_ctrl_points{suffix}{tag}"]) < TOL
+        assert max_diff(ctrl, case[f"train_ctrl_points{suffix}{tag}"]) < TOL
 
 
 def test_official_training_step_loss_and_gradients() -> None:
     """``ImageLoss(gradient=True, [1, 1e-4])(model(lr, prior), hr).mean() * 100`` backward in
     train mode (natural STN): the loss, every parameter's gradient norm and the prior's gradient
     (what reaches the recognizer when it is fine-tuned jointly)."""
-    case = _case()
+    case = REFERENCE.case("tpgsr")
     x, prior, _ = _inputs(case)
     g = torch.Generator().manual_seed(0)
     for shape in ((2, 4, 16, 64), (2, 37, 1, 26), (2, 37, 1, 26)):
@@ -175,7 +158,7 @@ def test_official_training_step_loss_and_gradients() -> None:
     assert norms.shape == want.shape and (want >= 0).all()
     np.testing.assert_allclose(norms, want, rtol=1e-4, atol=1e-5)
     scale = float(np.abs(case["trainstep_grad_prior"]).max())
-    assert scale > 0 and _max_diff(prior.grad, case["trainstep_grad_prior"]) < 1e-4 * scale
+    assert scale > 0 and max_diff(prior.grad, case["trainstep_grad_prior"]) < 1e-4 * scale
 
 
 def _cascade_model() -> TPGSR:
@@ -192,17 +175,17 @@ def _cascade_model() -> TPGSR:
 def test_two_stage_cascade_parity() -> None:
     """Stage i: the stage's CRNN reads the previous output (stage 0: the LR image); the SR
     network always super-resolves the LR image with that prior."""
-    case = _case("tpgsr_cascade_ruleB")
+    case = REFERENCE.case("tpgsr_cascade_ruleB")
     model = _cascade_model()
     x = torch.from_numpy(case["input"])
     with torch.no_grad():
         logits0 = model.tpg[0](model._reader.preprocess(x))
-        assert _max_diff(logits0, case["stage0_tpg_logits"]) < TOL
-        assert _max_diff(model.prior(x, 0), case["stage0_prior"]) < TOL
+        assert max_diff(logits0, case["stage0_tpg_logits"]) < TOL
+        assert max_diff(model.prior(x, 0), case["stage0_prior"]) < TOL
         sr0 = model.sr[0](x, model.prior(x, 0))
-        assert _max_diff(sr0, case["stage0_sr"]) < TOL
-        assert _max_diff(model.prior(sr0, 1), case["stage1_prior"]) < TOL
-        assert _max_diff(model(x), case["stage1_sr"]) < TOL
+        assert max_diff(sr0, case["stage0_sr"]) < TOL
+        assert max_diff(model.prior(sr0, 1), case["stage1_prior"]) < TOL
+        assert max_diff(model(x), case["stage1_sr"]) < TOL
     assert np.abs(case["stage0_sr"] - case["stage1_sr"]).max() > 30 * TOL  # the second stage matters
 
 
@@ -213,7 +196,7 @@ def test_probs_to_prior_layout() -> None:
 
 
 def test_semantic_loss_parity() -> None:
-    case = _case("tpgsr_loss")
+    case = REFERENCE.case("tpgsr_loss")
     a = torch.from_numpy(case["logits_pred"]).requires_grad_(True)
     gt = torch.softmax(torch.from_numpy(case["logits_gt"]), -1)
     loss = semantic_loss(torch.softmax(a, -1), gt) * 100
@@ -221,7 +204,7 @@ def test_semantic_loss_parity() -> None:
     assert float(loss.detach()) == pytest.approx(float(case["loss_x100"]), rel=1e-5)
     assert float(case["l1_term"] + case["kl_term"]) * 100 == pytest.approx(float(case["loss_x100"]), rel=1e-5)
     scale = float(np.abs(case["grad_logits_pred"]).max())
-    assert _max_diff(a.grad, case["grad_logits_pred"]) < 1e-5 * scale
+    assert max_diff(a.grad, case["grad_logits_pred"]) < 1e-5 * scale
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])
@@ -329,7 +312,7 @@ def test_plugin_registers_tpgsr() -> None:
         TPGSRParams(heads=4)  # type: ignore[call-arg]
     model = tzbench.get_catalog().create("sr-models", "tpgsr", {})
     assert sum(p.numel() for p in model.sr.parameters()) == 3_545_869
-    assert sum(p.numel() for p in model.tpg.parameters()) == _counts()["tpg_crnn"]["params"]
+    assert sum(p.numel() for p in model.tpg.parameters()) == REFERENCE.counts()["tpg_crnn"]["params"]
 
 
 def test_two_stage_official_training_step(tmp_path: Path) -> None:
@@ -337,7 +320,7 @@ def test_two_stage_official_training_step(tmp_path: Path) -> None:
     train mode, rule B: per stage ``ImageLoss * 100`` and ``SemanticLoss(p_i, p_teacher(hr)) * 100``,
     prior dropout on the first B // 4 samples, the stage-1 CRNN reading the stage-0 output with
     its gradient; then every gradient norm of the SR network and of both student CRNNs."""
-    case = _case("tpgsr_cascade_trainstep_ruleB")
+    case = REFERENCE.case("tpgsr_cascade_trainstep_ruleB")
     model = _cascade_model().train()
     teacher = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
     apply_rule_b(teacher, classifier_keys=CRNN_CLASSIFIER)
@@ -350,7 +333,7 @@ def test_two_stage_official_training_step(tmp_path: Path) -> None:
     assert np.array_equal(x.numpy(), case["input"]) and float(hr.double().sum()) == float(case["hr_sum"])
     out = model(x)
     for i, stage_out in enumerate(out.tpgsr_stages.outputs):
-        assert _max_diff(stage_out[1:2], case[f"stage{i}_sr_sample1"]) < TOL
+        assert max_diff(stage_out[1:2], case[f"stage{i}_sr_sample1"]) < TOL
     loss = loss_fn(out, hr)
     parts = loss_fn.parts
     image = sum(float(case[f"stage{i}_image_x100"]) for i in range(2))
