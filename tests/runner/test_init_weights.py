@@ -51,6 +51,25 @@ def test_a_fine_tuning_run_starts_from_the_given_checkpoint_and_records_it(
     assert "init_weights" not in third.config
 
 
+def test_a_fine_tuning_run_never_selects_worse_than_its_start(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'tz.db'}"
+    code, out = _train(tmp_path, capsys, db, "--set", "init=pretrained:wild-cpu", *TINY_LR)
+    assert code == 0, out
+    start = Store(db).list_runs("train")[0]
+    # One Adam step at lr 0.5 wrecks the trained weights: the start must stay the selected one.
+    code, out = _train(tmp_path, capsys, db, "--set", "init=pretrained:wild-cpu", "--set", "optim.lr=0.5")
+    assert code == 0, out
+    run = max(Store(db).list_runs("train"), key=lambda r: r.id)
+    psnr = {r.step: r.value for r in Store(db).results(run.id, step=None)
+            if r.subset == "val" and r.metric == "psnr"}
+    assert set(psnr) == {0, 1} and psnr[1] < psnr[0] - 1  # validated before the first step, and after it
+    assert "selected step 0" in out
+    a = load_file(Path(start.config["run_dir"]) / "best.safetensors")
+    b = load_file(Path(run.config["run_dir"]) / "best.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
 def test_init_pretrained_starts_from_the_shipped_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{tmp_path / 'tz.db'}"
     code, out = _train(tmp_path, capsys, db, "--set", "init=pretrained:wild-cpu", *TINY_LR)

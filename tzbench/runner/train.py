@@ -517,6 +517,10 @@ def _steps(run: _Run, stop: StopRequests) -> None:
     cfg, ctx, p, loop = run.cfg, run.ctx, run.parts, run.loop
     params = [q for q in p.net.parameters() if q.requires_grad]
     batches = _batches(p.train_ds, cfg.data.batch_size, cfg.seed, loop.start_step, cfg.data.num_workers, ctx)
+    if p.init is not None and loop.step == 0:
+        # Fine-tuning: the weights it starts from are the first candidate, so the selected
+        # checkpoint is never worse on val than the start.
+        _validation(run, cfg.data.batch_size)
     while loop.step < cfg.steps:
         # The state after `step` updates: RNG first, since fetching and the forward may draw.
         rng = rng_snapshot()
@@ -585,8 +589,8 @@ def _validation(run: _Run, batch_size: int) -> None:
         save_checkpoint(run.run_dir / "best", p.scored.state_dict(), _meta(run, {"val": v, "kind": "model"}))
     # The train loss of the DB's history: the mean over the last log_every steps.
     seen = records.window.count("loss") * batch_size * ctx.world_size
-    run.recorder.results([*val_rows(p.sel, v, loop.step),
-                          ResultRow("train", NO_RECOGNIZER, "loss", records.window.mean("loss"), loop.step, seen)])
+    loss = [ResultRow("train", NO_RECOGNIZER, "loss", records.window.mean("loss"), loop.step, seen)] if seen else []
+    run.recorder.results([*val_rows(p.sel, v, loop.step), *loss])
     grid = selection_grid(p.scored, p.sel, run.device) if records.loggers else None
     records.validation(loop.step, v, p.sel.metric, score, improved, grid)
 
