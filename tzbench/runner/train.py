@@ -15,6 +15,7 @@ reproduces the uninterrupted run bit for bit in deterministic mode.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -67,7 +68,7 @@ from tzbench.runner.distributed import (
     wrap_model,
 )
 from tzbench.runner.evaluate import evaluate
-from tzbench.runner.precision import Precision, check_runtime
+from tzbench.runner.precision import Precision, check_runtime, cpu_compiler
 from tzbench.runner.recorder import RunRecorder
 from tzbench.runner.records import TRAIN_LOG, RunLog, TrainRecords
 from tzbench.runner.resume import (
@@ -106,6 +107,8 @@ __all__ = [
 # Names tests import from here since before the split into resume.py and selection.py.
 _improves = improves
 _validate = validate
+
+log = logging.getLogger("tzbench.runner")
 
 
 @dataclass
@@ -214,8 +217,8 @@ def train(
     if log_every < 1:
         raise RunError(f"--log-every must be at least 1 (got {log_every})")
     try:
-        result = _train(cfg, store, catalog, resume, progress, amp, compile or cfg.compile, ctx, device, log_every,
-                        tuple(loggers))
+        result = _train(cfg, store, catalog, resume, progress, amp, compile or _config_compile(cfg, device, ctx),
+                        ctx, device, log_every, tuple(loggers))
     finally:
         shutdown(ctx)
     if ctx.is_main and result.status == "finished" and cfg.eval_after and result.best_checkpoint is not None:
@@ -387,6 +390,16 @@ def _build(cfg: TrainConfig, catalog: Catalog, info: SRModelInfo, device: torch.
     opt = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                            weight_decay=cfg.optim.weight_decay)
     return _Parts(info, net, criterion, train_ds, sel, opt, prec)
+
+
+def _config_compile(cfg: TrainConfig, device: torch.device, ctx: DistContext) -> bool:
+    """``cfg.compile``, unless the CPU has no C++ compiler for inductor: a recipe's ``compile`` is
+    a speed preference, so the run goes on eager and says so (``--compile`` itself is refused)."""
+    if not cfg.compile or device.type != "cpu" or cpu_compiler() is not None:
+        return cfg.compile
+    if ctx.is_main:
+        log.warning("compile=true: no C++ compiler (g++, clang++ or $CXX) for inductor on the CPU; training eager")
+    return False
 
 
 def init_weights(catalog: Catalog, model: str, source: str, net: torch.nn.Module) -> dict[str, Any]:
