@@ -7,8 +7,9 @@ recorded in the run's config (``runtime``) and in its checkpoints.
   autocast supports bfloat16 (useful on CPUs with AVX512-BF16/AMX; elsewhere slower).
 * ``--amp fp16``: autocast to float16 with a dynamic loss scaler; CUDA only (the CPU has no
   fast float16 kernels, so it is refused with a message rather than silently run slowly).
-* ``--compile``: ``torch.compile`` of the SR model; CUDA only, since on the CPU the compile
-  time dominates the short runs tzbench is used for, and it needs a C++ toolchain.
+* ``--compile``: ``torch.compile`` of the SR model being trained. On the CPU inductor builds
+  its kernels with a C++ compiler, so there it needs one (:func:`cpu_compiler`); it measured
+  faster for the conv baselines only (docs/performance.md), which the ``cpu`` recipe compiles.
 """
 
 from __future__ import annotations
