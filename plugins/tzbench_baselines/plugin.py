@@ -129,6 +129,16 @@ BASELINE_SPECS: tuple[SRModelSpec, ...] = (
         paper="Lai et al., Deep Laplacian Pyramid Networks for Fast and Accurate Super-Resolution, CVPR 2017",
         default_loss="charbonnier",
         in_channels=3,
+        pretrained=(
+            PretrainedWeights(
+                tag="wild-cpu",
+                resource="tzbench_baselines:weights/lapsrn-wild-cpu.safetensors",
+                sha256="5c82d5976aa23a2241ecc9c5f172f5594a7bb5e44449dd869408d1850a9e754f",
+                summary=("cpu recipe on wild (6,000 steps x 16, per-channel convT init, best at step 500 by ppocr "
+                         "on val), run 11; wild test: PSNR 23.38 (bicubic 22.57), ppocr 60.6% (62.7%), "
+                         "ppocrv2 37.4% (31.9%), crnn_tz 42.5% (41.7%)"),
+            ),
+        ),
     ),
 )
 
