@@ -169,3 +169,22 @@ def test_epochs_become_steps_over_the_train_split(catalog) -> None:  # noqa: ANN
     assert job.train.steps == 0 and load_budgets()["paper"].epochs == 500
     n = len(catalog.create("datasets", "synth", {}).load("train", None))
     assert steps_for_epochs(job.train, 2, catalog) == -(-2 * n // job.train.data.batch_size)
+
+
+def test_a_training_that_differs_only_in_its_judges_is_reused(tmp_path: Path) -> None:
+    """A judge added to registry.yaml's defaults re-evaluates, it does not retrain (the judges only
+    read a training's final eval, which reproduce runs as its own job)."""
+    from tzbench.config import TrainConfig
+    from tzbench.report.reproduce import find_equivalent_train
+
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    old = TrainConfig.model_validate({"model": {"name": "srcnn"}, "judges": ["ppocr"]})
+    ckpt = tmp_path / "best.safetensors"
+    ckpt.write_bytes(b"x")
+    rid = store.start_run(kind="train", sr_model="srcnn", benchmark="synth", protocol="clean",
+                          config=old.model_dump(mode="json"))
+    store.update_run(rid, checkpoint=str(ckpt))
+    store.finish_run(rid, "finished")
+    new = old.model_copy(update={"judges": ["ppocr", "ppocrv2", "crnn_tz"]})
+    assert find_equivalent_train(store, new)[0].id == rid
+    assert find_equivalent_train(store, old.model_copy(update={"steps": 7}))[0] is None  # what is trained counts

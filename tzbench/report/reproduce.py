@@ -188,7 +188,9 @@ class PlanInterrupted(RuntimeError):
 
 
 #: Config fields that do not change what a run computes; runs differing only in these are the same run.
-_INCIDENTAL = frozenset({"tags", "out_dir", "eval_after", "device", "compile"})
+#: ``judges`` names who reads a training's own final eval, which reproduce runs as a job of its own
+#: (a judge added to the defaults must not retrain every model), and compile is a speed option.
+_INCIDENTAL = frozenset({"tags", "out_dir", "eval_after", "device", "compile", "judges"})
 
 
 def _essence(config: dict[str, Any], fields: Any) -> dict[str, Any]:
