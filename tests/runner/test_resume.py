@@ -99,3 +99,5 @@ def test_a_checkpoint_from_before_a_new_config_field_still_resumes() -> None:
     assert config_changes(old, new) == {}
     assert config_changes(old, {**new, "compile": True}) == {"compile": (False, True)}
     assert config_changes({**old, "steps": 5}, new) == {"steps": (5, new["steps"])}
+    nested = {**new, "optim": {k: v for k, v in new["optim"].items() if k != "min_lr_ratio"}}
+    assert config_changes(nested, new) == {}  # a nested field it predates counts as its default too

@@ -108,8 +108,9 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[
 
 
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    # Validation fills every field the old config lacks, nested ones too, with its default.
     try:
-        return {**TrainConfig.model_validate(config).model_dump(mode="json"), **config}
+        return TrainConfig.model_validate(config).model_dump(mode="json")
     except ValueError:  # not a TrainConfig of this version: compared as it is
         return config
 
