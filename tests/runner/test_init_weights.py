@@ -42,6 +42,12 @@ def test_a_fine_tuning_run_starts_from_the_given_checkpoint_and_records_it(
     assert init["sha256"] == tzbench.weights.sha256_file(start / "best.safetensors")
     a, b = load_file(start / "best.safetensors"), load_file(Path(second.config["run_dir"]) / "best.safetensors")
     assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    # The checkpoint's .json or stem names the same file, as a checkpoint path does everywhere else.
+    for alias in (start / "best.json", start / "best"):
+        code, out = _train(tmp_path, capsys, db, "--set", f"init={alias}", *TINY_LR)
+        assert code == 0, out
+        run = max(Store(db).list_runs("train"), key=lambda r: r.id)
+        assert run.config["init_weights"]["path"] == init["path"]
     # The same run from scratch ends elsewhere: the agreement above is the init's doing.
     code, out = _train(tmp_path, capsys, db, *TINY_LR)
     assert code == 0, out

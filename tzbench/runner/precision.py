@@ -15,6 +15,7 @@ recorded in the run's config (``runtime``) and in its checkpoints.
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,8 +43,6 @@ def check_runtime(amp: str | None, compile: bool, device: torch.device) -> None:
 
 def cpu_compiler() -> str | None:
     """The C++ compiler inductor would build CPU kernels with, or None."""
-    import shutil
-
     cxx = os.environ.get("CXX")
     if cxx:
         return shutil.which(cxx)

@@ -416,8 +416,8 @@ def init_weights(catalog: Catalog, model: str, source: str, net: torch.nn.Module
         path = pretrained_path(pick_pretrained(catalog, model, tag))
     else:
         path = Path(source).expanduser()
-        if path.is_dir():
-            path = path / "best.safetensors"
+        # A run folder means its best; a stem or .json names its .safetensors, as everywhere else.
+        path = checkpoint_paths(path / "best" if path.is_dir() else path)[0]
         if not path.is_file():
             raise RunError(f"init={source}: no such checkpoint file")
     meta = load_sr_checkpoint(path, net, model)
