@@ -9,6 +9,9 @@ It measures, on CUDA when present (else the CPU):
 * TSRN's train step under the ``paper`` recipe (batch 48, ``tsrn_loss`` x100, gradient norm
   clipped at 0.25, Adam (0.5, 0.999)), fp32 and, on CUDA, bf16 autocast; the median step is
   projected to 500 epochs of TextZoom's train split (17,367 pairs: 362 steps an epoch);
+* the floating-point work of that step and of TSRN's and ``crnn_tz``'s forward per image
+  (``torch.utils.flop_counter``; device-independent: what docs/performance.md's GPU plan
+  divides by a GPU's throughput);
 * one ``tzbench.runner.evaluate`` of TSRN with every default offline judge on TextZoom's test
   layout (generated words in the real LMDB format; ``TZBENCH_BENCH_SCALE`` of its 4,373 pairs,
   default 0.25), projected to the whole test set.
@@ -78,6 +81,34 @@ def _train_step_seconds(amp: bool) -> float:
     return statistics.median(times)
 
 
+def _gflop(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def _work_gflop() -> dict[str, float]:
+    """GFLOP of one paper-recipe train step (batch 48) and of one image's SR and crnn_tz read."""
+    import tzbench
+
+    catalog = get_catalog()
+    torch.manual_seed(0)
+    net = build_sr_model(catalog, "tsrn", {}).module.train()
+    net.fast_path = False  # count the plain path, the one CUDA runs (the CPU fast path reorders work)
+    loss_fn = catalog.create("losses", "tsrn_loss")
+    g = torch.Generator().manual_seed(1)
+    lr, hr = torch.rand(BATCH, 4, 16, 64, generator=g), torch.rand(BATCH, 4, 32, 128, generator=g)
+    work = {"train step GFLOP": _gflop(lambda: (loss_fn(net(lr), hr) * 100).backward())}
+    net.eval()
+    with torch.no_grad():
+        work["tsrn GFLOP/image"] = _gflop(lambda: net(lr[:1]))
+        judge = tzbench.create_recognizer("crnn_tz", device="cpu")
+        work["crnn_tz GFLOP/image"] = _gflop(lambda: judge.recognize(hr[:1, :3]))
+    return work
+
+
 def _eval_images_per_second(tmp_path: Path) -> tuple[float, int, list[str]]:
     """TSRN + every default offline judge over a scaled TextZoom test layout: images/s."""
     root = tmp_path / "textzoom"
@@ -108,6 +139,7 @@ def test_paper_budget_plan(benchmark, tmp_path: Path, monkeypatch: pytest.Monkey
             figures["bf16 s/step"] = _train_step_seconds(amp=True)
         figures["eval images/s"], figures["eval images"], judges = _eval_images_per_second(tmp_path)
         figures["judges"] = len(judges)
+        figures.update(_work_gflop())
 
     benchmark.pedantic(run_all, rounds=1, iterations=1)
     steps = math.ceil(TRAIN_PAIRS / BATCH) * EPOCHS
