@@ -46,11 +46,12 @@ def test_stage_readings_survive_compile(name: str, params: dict, loss_name: str,
     stages = sr.tpgsr_stages
     assert len(stages.outputs) == len(sr_eager.tpgsr_stages.outputs)
     assert all(p.requires_grad for p in stages.probs), "the prior probabilities were detached"
-    assert torch.allclose(sr, sr_eager, atol=1e-5)
+    assert torch.allclose(sr, sr_eager, atol=5e-5)  # measured 6.3e-6 (tpgsr), 1.1e-6 (tatt)
     assert torch.allclose(loss, loss_eager, rtol=1e-5, atol=1e-6)
     assert len(grads) == len(grads_eager)
     # Relative to the largest gradient: a conv bias before a BatchNorm has a true gradient of 0,
-    # so its eager and compiled values (1e-7 and below) are both rounding noise.
+    # so its eager and compiled values (1e-7 and below) are both rounding noise. Measured worst:
+    # 9.8e-6 (tpgsr), 1.1e-6 (tatt); a lost or detached reading moves them by far more.
     scale = max(float(g.abs().max()) for g in grads_eager)
     worst = max(float((a - b).abs().max()) for a, b in zip(grads, grads_eager)) / scale
-    assert worst < 1e-5, f"{name}: compiled gradients differ from eager by {worst:.2e} of the largest gradient"
+    assert worst < 1e-4, f"{name}: compiled gradients differ from eager by {worst:.2e} of the largest gradient"
