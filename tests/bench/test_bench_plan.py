@@ -24,6 +24,7 @@ two minutes on a GPU and about ten on the 2-core CPU.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 import os
 import statistics
 import time
@@ -81,7 +82,8 @@ def _train_step_seconds(amp: bool) -> float:
     return statistics.median(times)
 
 
-def _gflop(fn) -> float:
+def _gflop(fn: Callable[[], object]) -> float:
+    """GFLOP that ``fn`` runs, counted by torch's dispatcher (the same on every device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
