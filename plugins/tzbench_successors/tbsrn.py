@@ -85,7 +85,7 @@ class FeatureEnhancer(nn.Module):
         """(B, C, H*W) -> (B, C, H*W)."""
         pe = positional_encoding_2d(self.channels, height, width).to(feat)
         tokens = torch.cat([feat, pe.view(1, self.channels, -1).expand(feat.shape[0], -1, -1)], 1).transpose(1, 2)
-        tokens = self.mul_layernorm1(tokens + self.multihead(tokens, tokens, tokens)[0])
+        tokens = self.mul_layernorm1(tokens + self.multihead(tokens, tokens, tokens, need_weights=False)[0])
         tokens = self.mul_layernorm3(tokens + self.pff(tokens))
         return self.linear(tokens).transpose(1, 2)
 

@@ -91,11 +91,16 @@ def test_train_mode_parity(name: str, suffix: str) -> None:
     case = REFERENCE.case(name)
     model = apply_rule_a(TBSRN(**CASES[name]), keep_keys=NATURAL_KEEP if suffix else ()).train()
     x = torch.from_numpy(case["input"])
+    # The natural STN's control points move the TPS grid: the system is badly conditioned (the
+    # reference README), so float rounding that differs between CPUs moves the rectified image,
+    # and everything after it, by up to 2e-3, the tolerance TSRN's same cases use. Measured on an
+    # AMD EPYC: 1.2e-3 (the CPU with AMX of earlier runs stayed within 1e-5).
+    tol = 2e-3 if suffix == "_naturalstn" else 1e-5
     with torch.no_grad():
         torch.manual_seed(0)
-        assert max_diff(model(x), case[f"out_train{suffix}"]) < 1e-5
+        assert max_diff(model(x), case[f"out_train{suffix}"]) < tol
         _no_dropout(model)
-        assert max_diff(model(x), case[f"out_train_nodropout{suffix}"]) < 1e-5
+        assert max_diff(model(x), case[f"out_train_nodropout{suffix}"]) < tol
         if model.stn:
             rectified, ctrl = model.rectify(x)
             assert max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < 1e-5
@@ -168,3 +173,26 @@ def test_plugin_registers_tbsrn() -> None:
     with pytest.raises(ValueError):
         TBSRNParams(heads=4)  # type: ignore[call-arg]
 
+
+
+def test_fused_attention_path_equals_the_written_out_one() -> None:
+    """``need_weights=False`` (what TBSRN asks for) runs fused where no dropout is drawn: the same
+    output to float rounding, masks included; with dropout it keeps the official draw order."""
+    from tzbench_successors.attention import MultiHeadedAttention, subsequent_mask
+
+    torch.manual_seed(0)
+    att = MultiHeadedAttention(h=4, d_model=32, dropout=0.1)
+    x = torch.randn(3, 40, 32)
+    att.eval()
+    for mask in (None, subsequent_mask(40).expand(3, -1, -1)):
+        ref, weights = att(x, x, x, mask=mask)
+        out, none = att(x, x, x, mask=mask, need_weights=False)
+        assert weights is not None and none is None
+        assert float((out - ref).abs().max()) < 1e-6
+    att.train()
+    torch.manual_seed(1)
+    ref, _ = att(x, x, x)
+    torch.manual_seed(1)
+    out, _ = att(x, x, x, need_weights=False)
+    assert torch.equal(out, ref), "training with dropout must keep the written-out path and its draws"
+    assert not torch.equal(out, att.eval()(x, x, x)[0]), "dropout was not drawn in training"
