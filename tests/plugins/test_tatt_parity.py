@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff
+from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -154,12 +154,13 @@ def test_train_mode_parity(case: dict[str, np.ndarray], ctor_state: dict[str, to
     base = _with_ctor(_model(rule), ctor_state, keep)
     with torch.no_grad():
         plain = _no_dropout(copy.deepcopy(base)).train()
-        assert max_diff(plain(x, prior)[:1], case[f"out_train_nodropout_sample0{suffix}"]) < TOL
+        # Both cases move the TPS grid (natural STN, rule B): see stn_tol (AMD EPYC: 1.1e-3).
+        assert max_diff(plain(x, prior)[:1], case[f"out_train_nodropout_sample0{suffix}"]) < stn_tol(TOL, 3e-3)
         _, ctrl = plain.stn_head(x)
         assert max_diff(ctrl, case[f"train_ctrl_points{suffix}"]) < TOL
         model = base.train()
         torch.manual_seed(1234)
-        assert max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) < TOL
+        assert max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) < stn_tol(TOL, 3e-3)
         torch.manual_seed(4321)
         assert max_diff(model(x, prior)[:1], case[f"out_train_seed1234_sample0{suffix}"]) > 1e-3
 
@@ -182,7 +183,7 @@ def test_official_training_step_loss_and_gradients(case: dict[str, np.ndarray]) 
     norms = np.array([float(p.grad.norm()) if p.grad is not None else -1.0 for p in model.parameters()])
     want = case["trainstep_grad_norms_ruleB"]
     assert norms.shape == want.shape and int((want < 0).sum()) == 14  # fc_feature_in, decoder self_attn + norm1
-    np.testing.assert_allclose(norms, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(norms, want, rtol=stn_tol(1e-4, 2e-2), atol=1e-4)  # rule B's STN moves the grid (AMD EPYC: 5.6e-3)
 
 
 @pytest.mark.parametrize("prefix", ["", "module."])
