@@ -183,19 +183,22 @@ def reference_input(*shapes: tuple[int, ...]) -> list[torch.Tensor]:
 TPS_INVERSE_ATOL = 2.5e-3
 #: The reference's own inverse leaves ``|inverse @ forward - I| <= 3.3e-4``; ours must be as good.
 TPS_INVERSE_RESIDUAL = 5e-4
+
+
 @functools.lru_cache(maxsize=1)
 def tps_rounding_is_the_references() -> bool:
     """Whether this CPU's TPS reproduces the successors' references (tests/reference/*: made by
     running the official classes on the machine of their time): PCAN's natural-STN rectified
     image within 1e-5.
 
-    ``tps.inverse_kernel`` is a float32 ``torch.inverse`` whose result depends on the CPU's MKL
-    code path (:data:`TPS_INVERSE_ATOL`), and the badly conditioned TPS carries that into
-    everything behind it. On an AMD EPYC our constructor's buffers equal the shared TSRN
-    reference's bit for bit, but PCAN's rectified image misses its reference by 8.9e-4 with
-    the very same control points (a float64 grid misses by as much), and the train-mode
-    outputs of PCAN, TBSRN, TPGSR and TATT behind a moving grid by 0.9e-3 to 1.2e-3; on the
-    machine that made those references they matched to 1e-5. Where this holds, those cases are
+    Measured on an AMD EPYC: our constructor's TPS buffers equal the shared TSRN reference's bit
+    for bit and TSRN's rectified image matches its reference exactly, but PCAN's rectified image
+    misses its own reference by 8.9e-4 with the very same control points (a float64 grid misses
+    by as much), so that reference most likely holds its machine's float32 ``torch.inverse``,
+    whose result depends on the CPU's MKL code path (:data:`TPS_INVERSE_ATOL`) and which the
+    badly conditioned TPS carries into everything behind it. There the train-mode outputs of
+    PCAN, TBSRN, TPGSR and TATT behind a moving grid missed by 0.9e-3 to 1.2e-3; on the machine
+    that made those references they matched to 1e-5. Where this holds, those cases are
     checked at 1e-5; elsewhere at :func:`stn_tol`'s measured bounds. (Storing the TPS buffers
     with each reference would make them exact everywhere; they were not kept.)
     """
