@@ -185,6 +185,12 @@ TPS_INVERSE_ATOL = 2.5e-3
 TPS_INVERSE_RESIDUAL = 5e-4
 
 
+#: The four constructor buffers of a TSRN-style TPS, and those plus ``stn_head.stn_fc2`` (zero
+#: weight, margin-0.01 bias): the keys a "natural STN" case keeps at their constructor values.
+TPS_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
+NATURAL_STN_KEEP = TPS_KEEP + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
+
+
 @functools.lru_cache(maxsize=1)
 def tps_rounding_is_the_references() -> bool:
     """Whether this CPU's TPS reproduces the successors' references (tests/reference/*: made by
@@ -205,9 +211,7 @@ def tps_rounding_is_the_references() -> bool:
     from tzbench_successors.pcan import PCAN
 
     case = ModelReference("pcan").case("pcan")
-    keep = tuple(f"tps.{name}" for name in ("inverse_kernel", "padding_matrix", "target_coordinate_repr",
-                                            "target_control_points")) + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
-    model = apply_rule_a(PCAN(stn=True, mask=True), keep_keys=keep).train()
+    model = apply_rule_a(PCAN(stn=True, mask=True), keep_keys=NATURAL_STN_KEEP).train()
     with torch.no_grad():
         rectified, _ = model.rectify(torch.from_numpy(case["input"]))
     return max_diff(rectified[:1], case["train_rectified_sample0_naturalstn"]) <= 1e-5

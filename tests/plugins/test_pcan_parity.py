@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import ModelReference, apply_rule_a, max_diff, stn_tol
+from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, stn_tol
 from tzbench.errors import TzbenchError
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
@@ -28,8 +28,7 @@ from tzbench_successors.plugin import SUCCESSOR_SPECS, register_losses, register
 
 REFERENCE = ModelReference("pcan")
 REF = REFERENCE.path
-NATURAL_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points",
-                "stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
+NATURAL_KEEP = NATURAL_STN_KEEP
 #: name -> constructor kwargs of the reference case
 CASES = {"pcan": {"stn": True, "mask": True}, "pcan_nostn_nomask": {"stn": False, "mask": False}}
 

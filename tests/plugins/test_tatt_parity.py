@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol
+from reference_cases import TPS_KEEP, ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -36,7 +36,7 @@ from tzbench_successors.tpgsr_loss import TPGSRLoss
 
 REFERENCE = ModelReference("tatt")
 REF = REFERENCE.path
-TPS4 = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
+TPS4 = TPS_KEEP
 PE = ("infoGen.pe.pe",)
 NATURAL_KEEP = TPS4 + PE + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
 RULEB_KEEP = TPS4 + PE + ("stn_head.stn_fc2.bias",)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_cases import ModelReference, apply_rule_a, max_diff, stn_tol
+from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, stn_tol
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
 from tzbench_successors.params import TBSRNParams
@@ -23,8 +23,7 @@ from tzbench_successors.tbsrn import TBSRN, load_official_tbsrn, load_tbsrn_stat
 
 REFERENCE = ModelReference("tbsrn")
 REF = REFERENCE.path
-NATURAL_KEEP = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points",
-                "stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
+NATURAL_KEEP = NATURAL_STN_KEEP
 #: name -> constructor kwargs of the reference case
 CASES = {"tbsrn": {"stn": True, "mask": True}, "tbsrn_nostn_nomask": {"stn": False, "mask": False}}
 

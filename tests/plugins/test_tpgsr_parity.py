@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol, tps_rounding_is_the_references
+from reference_cases import TPS_KEEP, ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol, tps_rounding_is_the_references
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -40,7 +40,7 @@ from tzbench_successors.tpgsr_params import TPGSRLossParams, TPGSRParams
 
 REFERENCE = ModelReference("tpgsr")
 REF = REFERENCE.path
-TPS4 = ("tps.inverse_kernel", "tps.padding_matrix", "tps.target_coordinate_repr", "tps.target_control_points")
+TPS4 = TPS_KEEP
 NATURAL_KEEP = TPS4 + ("stn_head.stn_fc2.weight", "stn_head.stn_fc2.bias")
 RULEB_KEEP = TPS4 + ("stn_head.stn_fc2.bias",)
 CRNN_CLASSIFIER = ("rnn.1.embedding.weight",)

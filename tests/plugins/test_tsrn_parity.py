@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from reference_cases import (
+    NATURAL_STN_KEEP,
     apply_rule_a,
     assert_tps_buffers_match,
     load_case,
@@ -30,14 +31,7 @@ from tzbench_tsrn.params import TSRNParams, TSRNSRBAlignParams, TSRNSRBParams
 from tzbench_tsrn.plugin import TSRN_SPECS, register_sr_models
 from tzbench_tsrn.tsrn import TSRN, load_official_tsrn
 
-NATURAL_KEEP = (
-    "tps.inverse_kernel",
-    "tps.padding_matrix",
-    "tps.target_coordinate_repr",
-    "tps.target_control_points",
-    "stn_head.stn_fc2.weight",
-    "stn_head.stn_fc2.bias",
-)
+NATURAL_KEEP = NATURAL_STN_KEEP
 SUFFIXES = ["", "_legacygs", "_naturalstn", "_naturalstn_legacygs"]
 PATHS = {"fast": True, "reference": False}
 
