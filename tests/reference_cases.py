@@ -27,6 +27,7 @@ __all__ = [
     "load_case",
     "load_case_json",
     "load_keys",
+    "state_dict_layout",
     "rule_a_state_dict",
     "rule_b_state_dict",
     "apply_rule_a",
@@ -97,9 +98,25 @@ def load_keys(name: str) -> list[tuple[str, tuple[int, ...], str]]:
     return [(k, tuple(s), d) for k, s, d in json.loads(path.read_text(encoding="utf-8"))]
 
 
+def state_dict_layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
+    """``model``'s ordered ``(key, shape, dtype)`` list, in the form :func:`load_keys` returns."""
+    return [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+
+
 def _generator(key: str) -> torch.Generator:
     seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
     return torch.Generator().manual_seed(seed)
+
+
+def _bn_statistic(key: str, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor | None:
+    """BatchNorm's buffers, drawn alike by rules A and B; None for any other key."""
+    if key.endswith("num_batches_tracked"):
+        return torch.tensor(0, dtype=torch.long)
+    if key.endswith("running_var"):
+        return torch.rand(shape, generator=g) + 0.5
+    if key.endswith("running_mean"):
+        return torch.randn(shape, generator=g) * 0.1
+    return None
 
 
 def rule_a_state_dict(
@@ -114,14 +131,8 @@ def rule_a_state_dict(
             continue
         shape = tuple(value.shape)
         g = _generator(key)
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0, dtype=torch.long)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        elif key.endswith("running_mean"):
-            out[key] = torch.randn(shape, generator=g) * 0.1
-        else:
-            out[key] = torch.randn(shape, generator=g) * scale
+        stat = _bn_statistic(key, shape, g)
+        out[key] = torch.randn(shape, generator=g) * scale if stat is None else stat
     return out
 
 
@@ -139,12 +150,9 @@ def rule_b_state_dict(
             continue
         shape = tuple(value.shape)
         g = _generator(key)
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0, dtype=torch.long)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        elif key.endswith("running_mean"):
-            out[key] = torch.randn(shape, generator=g) * 0.1
+        stat = _bn_statistic(key, shape, g)
+        if stat is not None:
+            out[key] = stat
         elif key.endswith("weight") and (key[:-6] + "running_var") in sd:
             out[key] = 1 + torch.randn(shape, generator=g) * 0.1
         elif len(shape) >= 2:

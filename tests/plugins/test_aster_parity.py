@@ -103,7 +103,7 @@ def _official_outputs(rule: str, suffix: str) -> dict[str, np.ndarray]:
 
 def test_state_dict_layout_and_parameter_count() -> None:
     net = ASTER()
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in net.state_dict().items()]
+    got = reference.state_dict_layout(net)
     assert got == reference.load_keys("aster")
     counts = json.loads((reference.reference_dir() / "param_counts.json").read_text())["aster"]
     assert sum(p.numel() for p in net.parameters()) == counts["param_count"] == 20_991_594
@@ -268,7 +268,7 @@ def _aster_beam_head(eos_bias: bool) -> AttentionRecognitionHead:
 
 def test_aster_beam_layout() -> None:
     head = _aster_beam_head(False)
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in head.state_dict().items()]
+    got = reference.state_dict_layout(head)
     assert got == reference.load_keys("aster_beam")
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from reference_cases import apply_rule_a, load_case, load_keys, reference_dir
+from reference_cases import apply_rule_a, load_case, load_keys, reference_dir, state_dict_layout
 from tzbench.weights import load_strict
 from tzbench_baselines.edsr import EDSR
 from tzbench_baselines.lapsrn import LapSRN
@@ -59,13 +59,9 @@ def _model(name: str) -> nn.Module:
     return apply_rule_a(factory()).eval()
 
 
-def _layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
-    return [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
-
-
 @pytest.mark.parametrize("name", [*FACTORIES, *STN_FACTORIES])
 def test_state_dict_layout_matches_official(name: str) -> None:
-    assert _layout(_model(name)) == load_keys(name)
+    assert state_dict_layout(_model(name)) == load_keys(name)
 
 
 @pytest.mark.parametrize("name", [*FACTORIES, *STN_FACTORIES])

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, stn_tol
+from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, state_dict_layout, stn_tol
 from tzbench.errors import TzbenchError
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
@@ -45,7 +45,7 @@ def _rule_a(name: str, natural: bool = False) -> PCAN:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_state_dict_layout_and_counts_match_official(name: str) -> None:
     model = PCAN(**CASES[name])
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == REFERENCE.keys(name)
     assert sum(p.numel() for p in model.parameters()) == REFERENCE.counts()[name]["params"]
 

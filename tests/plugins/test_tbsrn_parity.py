@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, stn_tol
+from reference_cases import NATURAL_STN_KEEP, ModelReference, apply_rule_a, max_diff, state_dict_layout, stn_tol
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
 from tzbench_successors.params import TBSRNParams
@@ -43,7 +43,7 @@ def _no_dropout(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_state_dict_layout_and_counts_match_official(name: str) -> None:
     model = TBSRN(**CASES[name])
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == REFERENCE.keys(name)
     assert sum(p.numel() for p in model.parameters()) == REFERENCE.counts()[name]["params"]
 

@@ -17,7 +17,7 @@ import torch
 
 import tzbench
 from tzbench.errors import TzbenchError
-from reference_cases import rule_a_state_dict, rule_b_state_dict
+from reference_cases import rule_a_state_dict, rule_b_state_dict, state_dict_layout
 from tzbench.weights import WeightsError
 from tzbench_successors.text_focus_loss import TextFocusLoss, confusion_weights, encode_labels, load_confusion
 from tzbench_successors.text_focus_transformer import TextFocusTransformer, load_text_focus_transformer
@@ -55,7 +55,7 @@ def readers() -> dict[str, TextFocusTransformer]:
 def test_recognizer_layout_and_count_match_official() -> None:
     model = TextFocusTransformer()
     want = [(k, tuple(s), d) for k, s, d in json.loads((REF / "text_focus_transformer.keys.json").read_text())]
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == want
     counts = json.loads((REF / "param_counts.json").read_text())
     assert sum(p.numel() for p in model.parameters()) == counts["text_focus_transformer"]["params"] == 62_314_951

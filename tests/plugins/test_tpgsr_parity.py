@@ -23,7 +23,8 @@ import pytest
 import torch
 
 import tzbench
-from reference_cases import TPS_KEEP, ModelReference, apply_rule_a, apply_rule_b, max_diff, stn_tol, tps_rounding_is_the_references
+from reference_cases import (TPS_KEEP, ModelReference, apply_rule_a, apply_rule_b, max_diff, state_dict_layout, stn_tol,
+                             tps_rounding_is_the_references)
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError, sha256_file
 from tzbench_successors.plugin import SUCCESSOR_SPECS, register_sr_models
@@ -64,8 +65,7 @@ def _inputs(case: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, to
 
 def test_state_dict_layout_and_counts_match_official() -> None:
     model = TSRNTL()
-    got = [(k, list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
-    assert got == [tuple(e) for e in json.loads((REF / "tpgsr.keys.json").read_text())]
+    assert state_dict_layout(model) == [(k, tuple(s), d) for k, s, d in json.loads((REF / "tpgsr.keys.json").read_text())]
     counts = REFERENCE.counts()
     assert sum(p.numel() for p in model.parameters()) == counts["tpgsr"]["params"] == 3_545_869  # the issue's 3.55M
     assert sum(p.numel() for p in model.infoGen.parameters()) == counts["tpgsr_infogen"]
@@ -79,8 +79,7 @@ def test_state_dict_layout_and_counts_match_official() -> None:
 def test_prior_generator_is_the_catalog_crnn_layout() -> None:
     """TPGSR's CRNN class has TextZoom's layout: the catalog's crnn/crnn_tz network fits it."""
     net = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in net.state_dict().items()]
-    assert got == json.loads((REF / "tpg_crnn.keys.json").read_text())
+    assert state_dict_layout(net) == [(k, tuple(s), d) for k, s, d in json.loads((REF / "tpg_crnn.keys.json").read_text())]
     assert sum(p.numel() for p in net.parameters()) == REFERENCE.counts()["tpg_crnn"]["params"]
 
 

@@ -23,6 +23,7 @@ from reference_cases import (
     load_keys,
     load_tps_ctor_buffers,
     reference_input,
+    state_dict_layout,
 )
 from tzbench.specs import resolve_target
 from tzbench.weights import WeightsError
@@ -68,7 +69,7 @@ def test_input_is_the_reference_input(case: dict[str, np.ndarray]) -> None:
 
 def test_state_dict_layout_matches_official() -> None:
     model = TSRN()
-    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()]
+    got = state_dict_layout(model)
     assert got == load_keys("tsrn")
     assert len(got) == 239
     assert sum(p.numel() for p in model.parameters()) == 2_681_677
