@@ -17,7 +17,6 @@ attention compared directly are what prove it.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +77,7 @@ def _inputs(case: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, to
 
 def test_state_dict_layout_and_counts_match_official() -> None:
     model = TSRNTLTrans()
-    want = [(k, tuple(s), d) for k, s, d in json.loads((REF / "tatt.keys.json").read_text())]
-    assert state_dict_layout(model) == want
+    assert state_dict_layout(model) == REFERENCE.keys("tatt")
     counts = REFERENCE.counts()
     assert sum(p.numel() for p in model.parameters()) == counts["tatt"]["params"] == 7_608_334  # the 7.61M
     assert sum(p.numel() for p in model.infoGen.parameters()) == counts["tatt_infogen"] == 4_906_177  # 4.91M

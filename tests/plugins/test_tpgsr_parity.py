@@ -15,7 +15,6 @@ are what prove it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def _inputs(case: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, to
 
 def test_state_dict_layout_and_counts_match_official() -> None:
     model = TSRNTL()
-    assert state_dict_layout(model) == [(k, tuple(s), d) for k, s, d in json.loads((REF / "tpgsr.keys.json").read_text())]
+    assert state_dict_layout(model) == REFERENCE.keys("tpgsr")
     counts = REFERENCE.counts()
     assert sum(p.numel() for p in model.parameters()) == counts["tpgsr"]["params"] == 3_545_869  # the issue's 3.55M
     assert sum(p.numel() for p in model.infoGen.parameters()) == counts["tpgsr_infogen"]
@@ -79,7 +78,7 @@ def test_state_dict_layout_and_counts_match_official() -> None:
 def test_prior_generator_is_the_catalog_crnn_layout() -> None:
     """TPGSR's CRNN class has TextZoom's layout: the catalog's crnn/crnn_tz network fits it."""
     net = tzbench.get_catalog().create("recognizers", "crnn", {"device": "cpu"}).net
-    assert state_dict_layout(net) == [(k, tuple(s), d) for k, s, d in json.loads((REF / "tpg_crnn.keys.json").read_text())]
+    assert state_dict_layout(net) == REFERENCE.keys("tpg_crnn")
     assert sum(p.numel() for p in net.parameters()) == REFERENCE.counts()["tpg_crnn"]["params"]
 
 
