@@ -117,6 +117,16 @@ BASELINE_SPECS: tuple[SRModelSpec, ...] = (
         paper="Zhang et al., Residual Dense Network for Image Super-Resolution, CVPR 2018",
         default_loss="l1",
         in_channels=3,
+        pretrained=(
+            PretrainedWeights(
+                tag="wild-cpu",
+                resource="tzbench_baselines:weights/rdn-wild-cpu.safetensors",
+                sha256="0806005b05edd2b9e97b350c61cdaca6e8952b9dcb91eda6e94f808ec854facb",
+                summary=("cpu recipe on wild (6,000 steps x 16, best at step 1,000 by ppocr on val), run 1 of "
+                         "the 2026-12-02 database; wild test: PSNR 23.69 (bicubic 22.57), ppocr 60.1% (62.7%), "
+                         "ppocrv2 41.7% (31.9%), crnn_tz 43.5% (41.7%)"),
+            ),
+        ),
     ),
     SRModelSpec(
         name="lapsrn",
