@@ -188,3 +188,15 @@ def test_a_training_that_differs_only_in_its_judges_is_reused(tmp_path: Path) ->
     new = old.model_copy(update={"judges": ["ppocr", "ppocrv2", "crnn_tz"]})
     assert find_equivalent_train(store, new)[0].id == rid
     assert find_equivalent_train(store, old.model_copy(update={"steps": 7}))[0] is None  # what is trained counts
+
+
+def test_a_shipped_weights_eval_names_its_weights_in_the_report(tmp_path: Path) -> None:
+    """`tzbench eval M --pretrained` has no training run in the store: the row's note names the weights."""
+    store = Store(f"sqlite:///{tmp_path / 'tz.db'}")
+    tags = {"experiment": "table4", "budget": "cpu"}
+    for model, extra in (("srcnn", {"pretrained": "wild-cpu"}), ("bicubic", {})):
+        rid = store.start_run(kind="eval", sr_model=model, benchmark="wild", protocol="clean",
+                              config={"model": {"name": model}, "tags": {**tags, **extra}})
+        store.finish_run(rid, "finished")
+    notes = {r.label: r.notes for r in collect_rows(store, "wild", "table4", "cpu")}
+    assert notes == {"srcnn": "shipped weights srcnn:wild-cpu (`--pretrained`)", "bicubic": ""}

@@ -70,7 +70,11 @@ def collect_rows(
         for label, run in latest.items():
             row = ReportRow(label, run.sr_model, run.id, checkpoint=run.checkpoint, comparable=run.comparable)
             parent_note = s.get(Run, run.parent_id).message if run.parent_id else None
-            row.notes = "; ".join(x for x in (parent_note,) if x)
+            # A shipped-weights eval has no training run in this store: name the weights instead, so
+            # the row says where its numbers come from (their provenance is in the file).
+            tag = ((run.config or {}).get("tags") or {}).get("pretrained")
+            shipped = f"shipped weights {run.sr_model}:{tag} (`--pretrained`)" if tag else None
+            row.notes = "; ".join(x for x in (parent_note, shipped) if x)
             for r in s.scalars(select(Result).where(Result.run_id == run.id, Result.step == FINAL_STEP)):
                 if r.metric == "accuracy":
                     row.accuracy.setdefault(r.recognizer, {})[r.subset] = r.value
